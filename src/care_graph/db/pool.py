@@ -1,0 +1,67 @@
+"""Connections and pools, set up the same way everywhere: JSON as orjson, a statement timeout."""
+
+from __future__ import annotations
+
+from typing import Any, TypeAlias
+
+import asyncpg
+import orjson
+from asyncpg.pool import PoolConnectionProxy
+
+from care_graph.errors import CareGraphError, ErrorCode
+
+# What the data-access functions take: a plain connection or one borrowed from a pool.
+Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+
+def _server_settings(statement_timeout_ms: int) -> dict[str, str]:
+    return {
+        "statement_timeout": str(statement_timeout_ms),
+        "application_name": "care_graph",
+        "timezone": "UTC",
+    }
+
+
+async def _init_connection(connection: asyncpg.Connection[Any]) -> None:
+    """Decode json/jsonb with orjson; care_graph never sends JSON through asyncpg's encoder."""
+    for json_type in ("json", "jsonb"):
+        await connection.set_type_codec(
+            json_type,
+            schema="pg_catalog",
+            encoder=lambda value: orjson.dumps(value).decode(),
+            decoder=orjson.loads,
+            format="text",
+        )
+
+
+async def connect(url: str, *, statement_timeout_ms: int = 0) -> asyncpg.Connection[Any]:
+    """Open one connection (for the CLI, migrations and loading), or raise a clear error."""
+    try:
+        connection: asyncpg.Connection[Any] = await asyncpg.connect(
+            url, server_settings=_server_settings(statement_timeout_ms)
+        )
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CareGraphError(
+            ErrorCode.DATABASE_UNAVAILABLE, f"cannot connect to the database: {error}"
+        ) from error
+    await _init_connection(connection)
+    return connection
+
+
+async def create_pool(
+    url: str, *, min_size: int, max_size: int, statement_timeout_ms: int
+) -> asyncpg.Pool[Any]:
+    """Create the server's connection pool, or raise a clear error."""
+    try:
+        pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            init=_init_connection,
+            server_settings=_server_settings(statement_timeout_ms),
+        )
+    except (OSError, asyncpg.PostgresError) as error:
+        raise CareGraphError(
+            ErrorCode.DATABASE_UNAVAILABLE, f"cannot connect to the database: {error}"
+        ) from error
+    return pool

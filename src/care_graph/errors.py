@@ -1,0 +1,29 @@
+"""Errors care_graph reports to people and programs, each with a stable code, defined once."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class ErrorCode(StrEnum):
+    """Machine-readable codes: clients branch on these, so they never change meaning."""
+
+    DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    MIGRATION_CHANGED = "MIGRATION_CHANGED"
+    MIGRATIONS_PENDING = "MIGRATIONS_PENDING"
+    INVALID_ARGUMENT = "INVALID_ARGUMENT"
+    INVALID_NHS_NUMBER = "INVALID_NHS_NUMBER"
+    NOT_FOUND = "NOT_FOUND"
+    INTERNAL = "INTERNAL"
+
+
+class CareGraphError(Exception):
+    """An expected failure with a stable code and a message fit to show a person."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
