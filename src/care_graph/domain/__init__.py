@@ -1,0 +1,1 @@
+"""Domain rules: waiting-time clocks, referral lifecycle, booking. No GraphQL, no HTTP here."""
