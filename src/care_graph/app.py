@@ -1,0 +1,76 @@
+"""The starlette application: health and readiness now, GraphQL on the same app."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import asyncpg
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from care_graph.config import Settings
+from care_graph.db.migrate import current_version, latest_version
+from care_graph.db.pool import create_pool
+from care_graph.errors import CareGraphError, ErrorCode
+
+
+async def healthz(request: Request) -> JSONResponse:
+    """Liveness with facts: is the database reachable, and at which migration version."""
+    pool: asyncpg.Pool[Any] = request.app.state.pool
+    try:
+        async with pool.acquire() as connection:
+            version = await current_version(connection)
+    except (OSError, asyncpg.PostgresError):
+        return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "reachable", "migration": version})
+
+
+async def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: the database answers and every shipped migration is applied."""
+    pool: asyncpg.Pool[Any] = request.app.state.pool
+    expected = latest_version()
+    try:
+        async with pool.acquire() as connection:
+            version = await current_version(connection)
+    except (OSError, asyncpg.PostgresError):
+        return JSONResponse({"ready": False, "reason": "database unreachable"}, status_code=503)
+    if version != expected:
+        return JSONResponse(
+            {"ready": False, "reason": f"migrations pending: at {version}, need {expected}"},
+            status_code=503,
+        )
+    return JSONResponse({"ready": True, "migration": version})
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    """Build the ASGI app; it opens its pool to ``DATABASE_URL`` on startup.
+
+    The app never starts a database itself: `care-graph serve` (or the tests) decide which
+    server it talks to and pass it in through ``DATABASE_URL``.
+    """
+    config = settings or Settings.from_environment()
+    if not config.database_url:
+        raise CareGraphError(
+            ErrorCode.DATABASE_UNAVAILABLE,
+            "DATABASE_URL is not set; `care-graph serve` sets it before starting the app",
+        )
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        app.state.pool = await create_pool(
+            config.database_url or "",
+            min_size=config.pool_min_size,
+            max_size=config.pool_max_size,
+            statement_timeout_ms=config.statement_timeout_ms,
+        )
+        try:
+            yield
+        finally:
+            await app.state.pool.close()
+
+    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+    return Starlette(routes=routes, lifespan=lifespan)

@@ -1,0 +1,276 @@
+"""The `care-graph` command: serve the API and look after its database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable
+from datetime import date
+from typing import Any, TypeVar
+
+import click
+
+from care_graph import __version__
+from care_graph.config import Settings
+from care_graph.db.embedded import EmbeddedPostgres
+from care_graph.db.migrate import migrate, reset_schema
+from care_graph.db.pool import connect
+from care_graph.db.server import database_url
+from care_graph.errors import CareGraphError
+from care_graph.progress import Progress
+from care_graph.seed.generate import generate
+from care_graph.seed.load import database_is_empty, ensure_loadable, load
+from care_graph.seed.scales import SCALES, Scale
+
+T = TypeVar("T")
+
+
+def _run(coroutine: Awaitable[T]) -> T:
+    async def main() -> T:
+        return await coroutine
+
+    return asyncio.run(main())
+
+
+async def _with_connection(url: str, work: Callable[[Any], Awaitable[T]]) -> T:
+    connection = await connect(url)
+    try:
+        return await work(connection)
+    finally:
+        await connection.close()
+
+
+async def _migrate(url: str, progress: Progress) -> None:
+    async def apply(connection: Any) -> None:
+        applied = await migrate(connection)
+        if applied:
+            for migration in applied:
+                progress.note(f"applied {migration.version:04d}_{migration.name}")
+        else:
+            progress.note("schema is up to date")
+
+    await _with_connection(url, apply)
+
+
+async def _seed(
+    url: str,
+    scale_name: str,
+    scale: Scale,
+    seed: int,
+    anchor: date,
+    replace: bool,
+    only_if_empty: bool = False,
+) -> None:
+    """Migrate, generate and load, showing progress and ending with a summary."""
+    await _migrate(url, Progress("migrate"))
+
+    async def fill(connection: Any) -> None:
+        if only_if_empty and not await database_is_empty(connection):
+            click.echo("[seed] the database already holds data; not seeding", err=True)
+            return
+        await ensure_loadable(connection, replace=replace)  # before minutes of generating
+        generating = Progress("generate")
+        generating.note(
+            f"scale {scale_name} ({scale.referrals:,} referrals, {scale.staff:,}"
+            f" staff, {scale.weeks} weeks), seed {seed}, anchored at {anchor}"
+        )
+        data = generate(scale, seed=seed, anchor=anchor, progress=generating.step)
+        loading = Progress("load")
+        await load(connection, data, replace=replace, progress=loading.step)
+        counts = data.counts()
+        click.echo(generating.summary("generated"), err=True)
+        click.echo(loading.summary("loaded with COPY"), err=True)
+        click.echo(
+            f"seeded {counts['referrals']:,} referrals, {counts['slots']:,} slots,"
+            f" {counts['patients']:,} patients, {counts['staff']:,} staff,"
+            f" {counts['sites']:,} sites in {generating.elapsed:.1f} s",
+            err=True,
+        )
+
+    await _with_connection(url, fill)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="care-graph")
+def cli() -> None:
+    """care_graph: a booking-and-referral backbone for health systems.
+
+    With no DATABASE_URL, every command uses care_graph's own embedded PostgreSQL, kept in
+    CARE_GRAPH_DATA_DIR (default: the user's data directory).
+    """
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="uvicorn worker processes.",
+)
+@click.option(
+    "--seed/--no-seed",
+    "seed_demo",
+    default=True,
+    show_default=True,
+    help="Load demo data when the database is empty.",
+)
+@click.option(
+    "--demo-scale",
+    type=click.Choice(sorted(SCALES)),
+    default="demo",
+    show_default=True,
+    help="Size of the demo data loaded into an empty database.",
+)
+def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) -> None:
+    """Serve the API; migrate first, and load demo data into an empty database."""
+    import uvicorn
+
+    settings = Settings.from_environment()
+    with database_url(settings) as url:
+        if seed_demo:
+            _run(
+                _seed(
+                    url,
+                    demo_scale,
+                    SCALES[demo_scale],
+                    0,
+                    date.today(),
+                    replace=False,
+                    only_if_empty=True,
+                )
+            )
+        else:
+            _run(_migrate(url, Progress("migrate")))
+        os.environ["DATABASE_URL"] = url  # worker processes read it
+        click.echo(f"care_graph on http://{host}:{port} (health: /healthz)", err=True)
+        # uvicorn shuts down gracefully, then re-raises the signal that stopped it; turn that
+        # into a normal return so the embedded database is stopped cleanly on the way out.
+        signal.signal(signal.SIGTERM, _stop_serving)
+        signal.signal(signal.SIGINT, _stop_serving)
+        with contextlib.suppress(_StopServing):
+            uvicorn.run(
+                "care_graph.app:create_app",
+                factory=True,
+                host=host,
+                port=port,
+                workers=workers,
+                log_level="info",
+            )
+    click.echo("care_graph stopped", err=True)
+
+
+class _StopServing(Exception):
+    """Raised by the signal handler once uvicorn has finished its graceful shutdown."""
+
+
+def _stop_serving(signum: int, frame: object) -> None:
+    raise _StopServing
+
+
+@cli.group()
+def db() -> None:
+    """Look after the database: migrate, seed, reset, find it."""
+
+
+@db.command("migrate")
+def db_migrate() -> None:
+    """Apply pending migrations (idempotent; refuses if an applied file changed)."""
+    with database_url(Settings.from_environment()) as url:
+        _run(_migrate(url, Progress("migrate")))
+
+
+@db.command("seed")
+@click.option(
+    "--scale",
+    "scale_name",
+    type=click.Choice(sorted(SCALES)),
+    default="demo",
+    show_default=True,
+    help="Named size of the data set.",
+)
+@click.option("--sites", type=click.IntRange(min=35), help="Override the number of sites.")
+@click.option("--staff", type=click.IntRange(min=1), help="Override the number of staff.")
+@click.option("--patients", type=click.IntRange(min=1), help="Override the number of patients.")
+@click.option("--referrals", type=click.IntRange(min=1), help="Override the number of referrals.")
+@click.option("--weeks", type=click.IntRange(1, 52), help="Override the weeks of rosters.")
+@click.option(
+    "--seed", "seed", default=0, show_default=True, help="Random seed: same seed, same rows."
+)
+@click.option(
+    "--anchor",
+    type=click.DateTime(["%Y-%m-%d"]),
+    default=None,
+    help="The data's 'today' (default: today).",
+)
+@click.option("--replace", is_flag=True, help="Empty the data tables first.")
+def db_seed(
+    scale_name: str,
+    sites: int | None,
+    staff: int | None,
+    patients: int | None,
+    referrals: int | None,
+    weeks: int | None,
+    seed: int,
+    anchor: Any,
+    replace: bool,
+) -> None:
+    """Generate demo data and load it with COPY."""
+    scale = SCALES[scale_name].with_overrides(
+        sites=sites, staff=staff, patients=patients, referrals=referrals, weeks=weeks
+    )
+    anchor_date = anchor.date() if anchor else date.today()
+    with database_url(Settings.from_environment()) as url:
+        _run(_seed(url, scale_name, scale, seed, anchor_date, replace))
+
+
+@db.command("url")
+def db_url() -> None:
+    """Print the database URL (starting the embedded server and leaving it running)."""
+    with database_url(Settings.from_environment(), keep_running=True) as url:
+        click.echo(url)
+
+
+@db.command("stop")
+def db_stop() -> None:
+    """Stop the embedded server if it is running (nothing to do with DATABASE_URL)."""
+    settings = Settings.from_environment()
+    if settings.database_url:
+        click.echo("DATABASE_URL is set: care_graph does not manage that server", err=True)
+        return
+    stopped = EmbeddedPostgres(settings.data_dir).stop_running()
+    click.echo("stopped" if stopped else "not running", err=True)
+
+
+@db.command("reset")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def db_reset(yes: bool) -> None:
+    """Drop everything and migrate an empty schema; `db seed` fills it again."""
+    if not yes:
+        click.confirm("Delete the whole care_graph schema and all its data?", abort=True)
+    with database_url(Settings.from_environment()) as url:
+        _run(_with_connection(url, reset_schema))
+        _run(_migrate(url, Progress("reset")))
+
+
+def main() -> None:
+    """Entry point: run the command; an expected failure prints one line and exits non-zero."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("care-graph: aborted", err=True)
+        sys.exit(1)
+    except click.ClickException as error:
+        click.echo(f"care-graph: error: {error.format_message()}", err=True)
+        sys.exit(error.exit_code)
+    except CareGraphError as error:
+        click.echo(f"care-graph: error: {error.message}", err=True)
+        sys.exit(1)
+    except Exception as error:
+        click.echo(f"care-graph: unexpected error ({type(error).__name__}): {error}", err=True)
+        sys.exit(2)
