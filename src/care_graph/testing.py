@@ -1,0 +1,86 @@
+"""Throwaway databases for care_graph's tests and benchmarks, on a real PostgreSQL server:
+DATABASE_URL's when set, else an embedded one started for the run."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import date
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+
+from care_graph.db.embedded import EmbeddedPostgres
+from care_graph.db.migrate import migrate
+from care_graph.db.pool import connect
+from care_graph.seed.generate import generate
+from care_graph.seed.load import load
+from care_graph.seed.scales import SCALES
+
+ANCHOR = date(2026, 11, 24)  # the demo data's "today" in tests: fixed, so rows are fixed
+TEST_SEED = 7
+
+
+@contextmanager
+def database_server(scratch: Path) -> Iterator[str]:
+    """The URL of DATABASE_URL's server, or of an embedded server kept in ``scratch``."""
+    configured = os.environ.get("DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    server = EmbeddedPostgres(scratch)
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+def with_database(url: str, name: str) -> str:
+    """The same server URL pointing at another database."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{name}"))
+
+
+class DatabaseFactory:
+    """Creates throwaway databases on a server and drops them all at the end."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.created: list[str] = []
+
+    async def _admin(self, sql: str) -> None:
+        connection = await asyncpg.connect(self.server_url)
+        try:
+            await connection.execute(sql)
+        finally:
+            await connection.close()
+
+    def create(self, *, migrated: bool = True, seeded: bool = False) -> str:
+        """A new database (migrated, and holding the tiny demo data if asked); its URL."""
+        name = f"care_graph_test_{secrets.token_hex(4)}"
+        asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
+        self.created.append(name)
+        url = with_database(self.server_url, name)
+        if migrated or seeded:
+            asyncio.run(_prepare(url, seeded))
+        return url
+
+    def drop_all(self) -> None:
+        """Drop every database this factory made."""
+        for name in self.created:
+            asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        self.created.clear()
+
+
+async def _prepare(url: str, seeded: bool) -> None:
+    connection = await connect(url)
+    try:
+        await migrate(connection)
+        if seeded:
+            await load(connection, generate(SCALES["tiny"], seed=TEST_SEED, anchor=ANCHOR))
+    finally:
+        await connection.close()

@@ -1,0 +1,51 @@
+"""Test fixtures: shared databases on the run's PostgreSQL (see the root conftest.py) and
+connections to them that roll back what each test writes."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import asyncpg
+import pytest
+
+from care_graph.db.pool import connect
+from care_graph.testing import DatabaseFactory
+
+
+@pytest.fixture(scope="session")
+def migrated_url(databases: DatabaseFactory) -> str:
+    """One migrated, empty database shared by tests that roll back what they write."""
+    return databases.create()
+
+
+@pytest.fixture(scope="session")
+def seeded_url(databases: DatabaseFactory) -> str:
+    """One database holding the tiny demo data (seed 7), shared by read-only tests."""
+    return databases.create(seeded=True)
+
+
+@pytest.fixture
+async def connection(migrated_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A connection to the shared migrated database inside a transaction rolled back after."""
+    connection = await connect(migrated_url)
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
+        yield connection
+    finally:
+        await transaction.rollback()
+        await connection.close()
+
+
+@pytest.fixture
+async def seeded(seeded_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    """A connection to the seeded database, inside a transaction rolled back after."""
+    connection = await connect(seeded_url)
+    transaction = connection.transaction()
+    await transaction.start()
+    try:
+        yield connection
+    finally:
+        await transaction.rollback()
+        await connection.close()

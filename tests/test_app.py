@@ -1,0 +1,70 @@
+"""Health and readiness through real ASGI requests against the real database."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+import httpx
+import pytest
+from starlette.applications import Starlette
+
+from care_graph.app import create_app
+from care_graph.config import Settings
+from care_graph.db.migrate import latest_version
+from care_graph.errors import CareGraphError
+from care_graph.testing import DatabaseFactory
+
+
+def settings_for(url: str) -> Settings:
+    return replace(Settings.from_environment(), database_url=url)
+
+
+async def client_for(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture
+async def client(migrated_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in client_for(create_app(settings_for(migrated_url))):
+        yield client
+
+
+async def test_healthz_reports_database_and_migration(client: httpx.AsyncClient) -> None:
+    response = await client.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {
+        "status": "ok",
+        "database": "reachable",
+        "migration": latest_version(),
+    }
+
+
+async def test_readyz_when_current(client: httpx.AsyncClient) -> None:
+    response = await client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json() == {"ready": True, "migration": latest_version()}
+
+
+@pytest.fixture
+def unmigrated_url(databases: DatabaseFactory) -> str:
+    return databases.create(migrated=False)
+
+
+async def test_readyz_refuses_when_migrations_are_pending(unmigrated_url: str) -> None:
+    app = create_app(settings_for(unmigrated_url))
+    async for client in client_for(app):
+        response = await client.get("/readyz")
+        assert response.status_code == 503
+        assert response.json() == {
+            "ready": False,
+            "reason": f"migrations pending: at 0, need {latest_version()}",
+        }
+
+
+def test_app_needs_a_database_url() -> None:
+    with pytest.raises(CareGraphError, match="DATABASE_URL is not set"):
+        create_app(replace(Settings.from_environment(), database_url=None))

@@ -1,0 +1,156 @@
+"""The `care-graph` command, run as a real process against the test server."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+from care_graph.testing import DatabaseFactory
+
+COMMANDS = [
+    [],
+    ["serve"],
+    ["db"],
+    ["db", "migrate"],
+    ["db", "seed"],
+    ["db", "url"],
+    ["db", "reset"],
+    ["db", "stop"],
+]
+
+
+def care_graph(
+    *args: str, database_url: str | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    if database_url:
+        env["DATABASE_URL"] = database_url
+    return subprocess.run(
+        [sys.executable, "-m", "care_graph", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: " ".join(c) or "top")
+def test_every_command_has_help(command: list[str]) -> None:
+    result = care_graph(*command, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith("Usage: ")
+
+
+def test_seed_into_a_fresh_database(databases: DatabaseFactory) -> None:
+    url = databases.create(migrated=False)
+    result = care_graph(
+        "db",
+        "seed",
+        "--scale",
+        "tiny",
+        "--referrals",
+        "123",
+        "--seed",
+        "4",
+        "--anchor",
+        "2026-11-24",
+        database_url=url,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "applied 0001_core" in result.stderr
+    assert "[load] slots" in result.stderr
+    assert "seeded 123 referrals" in result.stderr
+    again = care_graph("db", "seed", "--scale", "tiny", database_url=url)
+    assert again.returncode == 1
+    assert again.stderr.strip().splitlines() == [
+        "[migrate] schema is up to date",
+        "care-graph: error: the database already holds data; pass --replace to empty it first",
+    ]
+
+
+def test_migrate_twice_is_a_no_op(databases: DatabaseFactory) -> None:
+    url = databases.create(migrated=False)
+    assert "applied 0001_core" in care_graph("db", "migrate", database_url=url).stderr
+    assert "schema is up to date" in care_graph("db", "migrate", database_url=url).stderr
+
+
+def test_reset_needs_confirmation_without_a_terminal(databases: DatabaseFactory) -> None:
+    result = care_graph("db", "reset", database_url=databases.create())
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == "care-graph: aborted"
+
+
+def test_unreachable_database_is_one_clear_line() -> None:
+    result = care_graph(
+        "db", "migrate", database_url="postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
+    )
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("care-graph: error: cannot connect to the database:")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["db", "bogus"], "care-graph: error: No such command 'bogus'."),
+        (["db", "seed", "--scale", "galaxy"], "care-graph: error: Invalid value for '--scale'"),
+        (["db", "seed", "--weeks", "0"], "care-graph: error: Invalid value for '--weeks'"),
+    ],
+)
+def test_usage_errors_are_one_clear_line(args: list[str], message: str) -> None:
+    result = care_graph(*args)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(message), lines
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_serve_migrates_seeds_and_answers_health(databases: DatabaseFactory) -> None:
+    url = databases.create(migrated=False)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "care_graph", "serve", "--port", str(port), "--demo-scale", "tiny"],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        health = None
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                health = httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
+                break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        assert health is not None, "server did not answer within 60 s"
+        assert health.status_code == 200
+        assert health.json()["database"] == "reachable"
+        assert health.json()["migration"] >= 1
+        ready = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+        assert ready.json()["ready"] is True
+    finally:
+        server.terminate()
+        output, _ = server.communicate(timeout=30)
+    assert "[load] referrals" in output
+    assert "Application shutdown complete." in output
+    assert output.rstrip().endswith("care_graph stopped")
+    assert server.returncode == 0, output
