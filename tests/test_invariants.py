@@ -100,8 +100,8 @@ async def world(connection: asyncpg.Connection[Any]) -> World:
     )
     patient = await connection.fetchval(
         "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth, postcode,"
-        " latitude, longitude) VALUES ('9434765919', 'Sam', 'Khan', '1970-05-04', 'NW1 2BB',"
-        " 51.53, -0.15) RETURNING id"
+        " region_code, latitude, longitude) VALUES ('9434765919', 'Sam', 'Khan', '1970-05-04',"
+        " 'NW1 2BB', 'LONDON', 51.53, -0.15) RETURNING id"
     )
     return World(connection, cardiology, dermatology, site, staff, patient)
 
@@ -193,7 +193,8 @@ async def test_invalid_nhs_number_is_rejected(world: World) -> None:
         world.connection,
         world.connection.execute(
             "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth, postcode,"
-            " latitude, longitude) VALUES ('9434765918', 'A', 'B', '1990-01-01', 'NW1', 51, 0)"
+            " region_code, latitude, longitude)"
+            " VALUES ('9434765918', 'A', 'B', '1990-01-01', 'NW1', 'LONDON', 51, 0)"
         ),
     )
     assert error.sqlstate == "23514"

@@ -459,6 +459,7 @@ class _Generator:
                 "family_name": family,
                 "date_of_birth": birth,
                 "postcode": postcodes,
+                "region_code": [REGIONS[r].code for r in region_of.tolist()],
                 "latitude": lat,
                 "longitude": lon,
                 "phone": [f"07700 900{number:03d}" for number in phone_numbers.tolist()],
