@@ -4,12 +4,14 @@ connections to them that roll back what each test writes."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import date
 from typing import Any
 
 import asyncpg
 import pytest
 
 from care_graph.db.pool import connect
+from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
 
 
@@ -49,3 +51,14 @@ async def seeded(seeded_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
     finally:
         await transaction.rollback()
         await connection.close()
+
+
+# An API test world anchored at today, so that "now" in queries (waiting days, candidate slots
+# in the future) falls inside the data; a little larger than tiny so candidate slots exist.
+API_SCALE = SCALES["tiny"].with_overrides(staff=160, referrals=800, patients=600, weeks=3)
+
+
+@pytest.fixture(scope="session")
+def api_url(databases: DatabaseFactory) -> str:
+    """A database with demo data anchored today, shared by read-only API tests."""
+    return databases.create(seeded=True, anchor=date.today(), scale=API_SCALE)

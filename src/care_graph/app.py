@@ -1,4 +1,4 @@
-"""The starlette application: health and readiness now, GraphQL on the same app."""
+"""The starlette application: GraphQL at /graphql, health at /healthz, readiness at /readyz."""
 
 from __future__ import annotations
 
@@ -12,6 +12,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from care_graph.api.http import graphql
+from care_graph.api.schema import build_schema
+from care_graph.api.service import GraphQLService
 from care_graph.config import Settings
 from care_graph.db.migrate import current_version, latest_version
 from care_graph.db.pool import create_pool
@@ -72,5 +75,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         finally:
             await app.state.pool.close()
 
-    routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
-    return Starlette(routes=routes, lifespan=lifespan)
+    routes = [
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        Route("/healthz", healthz),
+        Route("/readyz", readyz),
+    ]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.settings = config
+    app.state.graphql = GraphQLService(build_schema(), introspection=config.introspection)
+    return app

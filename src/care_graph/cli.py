@@ -173,6 +173,14 @@ def _stop_serving(signum: int, frame: object) -> None:
     raise _StopServing
 
 
+@cli.command()
+def schema() -> None:
+    """Print the GraphQL schema (SDL) the server serves."""
+    from care_graph.api.schema import schema_sdl
+
+    click.echo(schema_sdl(), nl=False)
+
+
 @cli.group()
 def db() -> None:
     """Look after the database: migrate, seed, reset, find it."""

@@ -23,18 +23,21 @@ class Settings:
     pool_min_size: int
     pool_max_size: int
     development: bool
+    introspection: bool
 
     @classmethod
     def from_environment(cls) -> Settings:
         """Read settings from environment variables, falling back to the documented defaults."""
         data_dir = os.environ.get("CARE_GRAPH_DATA_DIR") or platformdirs.user_data_dir("care-graph")
+        development = os.environ.get("CARE_GRAPH_ENV", "development") == "development"
         return cls(
             database_url=os.environ.get("DATABASE_URL") or None,
             data_dir=Path(data_dir).expanduser(),
             statement_timeout_ms=_int_from_env("CARE_GRAPH_STATEMENT_TIMEOUT_MS", 5000),
             pool_min_size=_int_from_env("CARE_GRAPH_POOL_MIN", 2),
             pool_max_size=_int_from_env("CARE_GRAPH_POOL_MAX", 10),
-            development=os.environ.get("CARE_GRAPH_ENV", "development") == "development",
+            development=development,
+            introspection=_flag_from_env("CARE_GRAPH_INTROSPECTION", default=development),
         )
 
 
@@ -46,3 +49,14 @@ def _int_from_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _flag_from_env(name: str, *, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw.lower() in ("1", "true", "yes", "on"):
+        return True
+    if raw.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"{name} must be true or false, got {raw!r}")

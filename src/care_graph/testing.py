@@ -19,7 +19,7 @@ from care_graph.db.migrate import migrate
 from care_graph.db.pool import connect
 from care_graph.seed.generate import generate
 from care_graph.seed.load import load
-from care_graph.seed.scales import SCALES
+from care_graph.seed.scales import SCALES, Scale
 
 ANCHOR = date(2026, 11, 24)  # the demo data's "today" in tests: fixed, so rows are fixed
 TEST_SEED = 7
@@ -59,14 +59,21 @@ class DatabaseFactory:
         finally:
             await connection.close()
 
-    def create(self, *, migrated: bool = True, seeded: bool = False) -> str:
-        """A new database (migrated, and holding the tiny demo data if asked); its URL."""
+    def create(
+        self,
+        *,
+        migrated: bool = True,
+        seeded: bool = False,
+        anchor: date = ANCHOR,
+        scale: Scale = SCALES["tiny"],
+    ) -> str:
+        """A new database (migrated, and holding demo data of ``scale`` if asked); its URL."""
         name = f"care_graph_test_{secrets.token_hex(4)}"
         asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
         self.created.append(name)
         url = with_database(self.server_url, name)
         if migrated or seeded:
-            asyncio.run(_prepare(url, seeded))
+            asyncio.run(_prepare(url, scale if seeded else None, anchor))
         return url
 
     def drop_all(self) -> None:
@@ -76,11 +83,11 @@ class DatabaseFactory:
         self.created.clear()
 
 
-async def _prepare(url: str, seeded: bool) -> None:
+async def _prepare(url: str, scale: Scale | None, anchor: date) -> None:
     connection = await connect(url)
     try:
         await migrate(connection)
-        if seeded:
-            await load(connection, generate(SCALES["tiny"], seed=TEST_SEED, anchor=ANCHOR))
+        if scale is not None:
+            await load(connection, generate(scale, seed=TEST_SEED, anchor=anchor))
     finally:
         await connection.close()

@@ -1,0 +1,106 @@
+"""GraphQL enums. Each value's name is the code stored in the database, except FHIR codes with
+hyphens, which GraphQL names cannot hold: ``busy-tentative`` is served as ``BUSY_TENTATIVE``."""
+
+from __future__ import annotations
+
+from enum import Enum
+
+import strawberry
+
+
+@strawberry.enum(description="What kind of service: primary care or a hospital specialty.")
+class ServiceKind(Enum):
+    GP = "GP"
+    OPTOMETRY = "OPTOMETRY"
+    DENTISTRY = "DENTISTRY"
+    COMMUNITY_PHARMACY = "COMMUNITY_PHARMACY"
+    SPECIALTY = "SPECIALTY"
+
+
+@strawberry.enum(description="A member of staff's professional role.")
+class StaffRole(Enum):
+    GP = "GP"
+    NURSE = "NURSE"
+    OPTOMETRIST = "OPTOMETRIST"
+    DENTIST = "DENTIST"
+    PHARMACIST = "PHARMACIST"
+    CONSULTANT = "CONSULTANT"
+    REGISTRAR = "REGISTRAR"
+    ALLIED_HEALTH = "ALLIED_HEALTH"
+
+
+@strawberry.enum(description="Who made a referral.")
+class ReferrerKind(Enum):
+    GP = "GP"
+    OPTOMETRIST = "OPTOMETRIST"
+    DENTIST = "DENTIST"
+    PHARMACIST = "PHARMACIST"
+    CONSULTANT = "CONSULTANT"
+
+
+@strawberry.enum(description="Referral priority, as the national e-Referral Service codes it.")
+class Priority(Enum):
+    URGENT = "URGENT"
+    TWO_WEEK_WAIT = "TWO_WEEK_WAIT"
+    ROUTINE = "ROUTINE"
+
+
+@strawberry.enum(description="Where a referral is in its lifecycle (see fhirStatus for FHIR's).")
+class ReferralStatus(Enum):
+    SUBMITTED = "SUBMITTED"
+    ACCEPTED = "ACCEPTED"
+    BOOKED = "BOOKED"
+    REJECTED = "REJECTED"
+    REDIRECTED = "REDIRECTED"
+    CANCELLED = "CANCELLED"
+    COMPLETED = "COMPLETED"
+
+
+@strawberry.enum(description="FHIR R4 Slot.status.")
+class SlotStatus(Enum):
+    FREE = "FREE"
+    BUSY = "BUSY"
+    BUSY_UNAVAILABLE = "BUSY_UNAVAILABLE"
+    BUSY_TENTATIVE = "BUSY_TENTATIVE"
+    ENTERED_IN_ERROR = "ENTERED_IN_ERROR"
+
+
+@strawberry.enum(description="FHIR R4 Appointment.status.")
+class AppointmentStatus(Enum):
+    PROPOSED = "PROPOSED"
+    PENDING = "PENDING"
+    BOOKED = "BOOKED"
+    ARRIVED = "ARRIVED"
+    FULFILLED = "FULFILLED"
+    CANCELLED = "CANCELLED"
+    NOSHOW = "NOSHOW"
+    ENTERED_IN_ERROR = "ENTERED_IN_ERROR"
+    CHECKED_IN = "CHECKED_IN"
+    WAITLIST = "WAITLIST"
+
+
+@strawberry.enum(description="Orderings of referrals.")
+class ReferralOrder(Enum):
+    BREACH_DATE = "BREACH_DATE"
+    LONGEST_WAITING = "LONGEST_WAITING"
+    NEWEST = "NEWEST"
+
+
+@strawberry.enum(description="Orderings of slots.")
+class SlotOrder(Enum):
+    STARTS_AT = "STARTS_AT"
+
+
+@strawberry.enum(description="Orderings of people: by family name, then given name.")
+class NameOrder(Enum):
+    NAME = "NAME"
+
+
+@strawberry.enum(description="Orderings of services.")
+class ServiceOrder(Enum):
+    CODE = "CODE"
+
+
+@strawberry.enum(description="Orderings of appointments.")
+class AppointmentOrder(Enum):
+    BOOKED_AT = "BOOKED_AT"

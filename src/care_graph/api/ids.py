@@ -1,0 +1,36 @@
+"""Opaque global IDs and keyset cursors, decoded in Python (PostgreSQL encodes them: see the
+cg_global_id and cg_cursor functions in migration 0002, which must stay in step with these)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+import orjson
+
+from care_graph.api.errors import ApiError, ApiErrorCode
+
+
+def encode_global_id(type_name: str, key: int) -> str:
+    """The global ID of a row: base64 of ``Type:key``."""
+    return base64.b64encode(f"{type_name}:{key}".encode()).decode()
+
+
+def decode_global_id(global_id: str) -> tuple[str, int] | None:
+    """(type name, primary key) of a global ID, or None when it is not one of ours."""
+    try:
+        type_name, _, key = base64.b64decode(global_id, validate=True).decode().partition(":")
+        return (type_name, int(key)) if type_name and key.isdigit() else None
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        return None
+
+
+def decode_cursor(cursor: str) -> tuple[str, int]:
+    """(sort key as text, id) of a keyset cursor; a malformed cursor is the client's error."""
+    try:
+        sort_key, key = orjson.loads(base64.b64decode(cursor, validate=True))
+        if isinstance(sort_key, str) and isinstance(key, int):
+            return sort_key, key
+    except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
+        pass
+    raise ApiError(ApiErrorCode.BAD_USER_INPUT, f"invalid cursor: {cursor!r}")

@@ -1,0 +1,345 @@
+"""Every list the API serves, declared once: its table, orderings and filters, and the SQL that
+reads one page of it. The compiler and the resolver path both build their queries from here.
+
+Pages are keyset pages: a cursor holds the sort key and id of a row, the next page asks for rows
+after it in ``(sort key, id)`` order, and one row more than asked tells whether there is more.
+OFFSET is never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from care_graph.api.args import Arg, Params
+from care_graph.api.errors import ApiError, ApiErrorCode
+from care_graph.api.ids import decode_cursor, decode_global_id
+
+DEFAULT_PAGE_SIZE = 20
+MAX_PAGE_SIZE = 100
+
+FilterBuilder = Callable[[Arg, Params, str], list[str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Ordering:
+    """A sort key: an SQL expression over the row (``{t}``), the SQL type its cursor text casts
+    back to, and the direction (applied to the key and then to the id)."""
+
+    key_sql: str
+    key_type: str
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ListSpec:
+    """A list of one node type: where its rows live, how it sorts, how it filters."""
+
+    type_name: str
+    table: str
+    orderings: dict[str, Ordering]
+    default_order: str
+    filters: FilterBuilder | None = None
+    join: str | None = None  # for nested lists: a condition over child {t} and parent {p}
+
+    def nested(self, join: str) -> ListSpec:
+        """This list as a child of another row, joined by ``join`` ({t} child, {p} parent)."""
+        return replace(self, join=join)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """The SQL pieces of one page: ``FROM … WHERE … ORDER BY … LIMIT``, the same conditions
+    without the keyset (for totalCount), the cursor expression and the direction."""
+
+    from_where: str
+    order_limit: str
+    cursor_sql: str
+    forward: bool
+    size: int
+    size_placeholder: str
+
+
+def page_size(value: Any) -> int:
+    """A requested page size, checked against the limits."""
+    if value < 0:
+        raise ApiError(ApiErrorCode.BAD_USER_INPUT, "first and last must not be negative")
+    if value > MAX_PAGE_SIZE:
+        raise ApiError(
+            ApiErrorCode.PAGE_SIZE_EXCEEDED,
+            f"a page holds at most {MAX_PAGE_SIZE} items; ask for the next page with a cursor",
+        )
+    return int(value)
+
+
+def build_page(
+    spec: ListSpec, args: dict[str, Arg], params: Params, alias: str, parent_alias: str | None
+) -> Page:
+    """The SQL of one page of ``spec`` for these arguments, rows aliased ``alias``."""
+    first, last = args.get("first"), args.get("last")
+    if first is not None and last is not None and first.is_set and last.is_set:
+        raise ApiError(ApiErrorCode.BAD_USER_INPUT, "give first or last, not both")
+    forward = not (last is not None and last.is_set)
+    count = first if forward else last
+    if count is None or not count.is_set:
+        count = Arg.constant(DEFAULT_PAGE_SIZE)
+    size_now = page_size(count.value)
+    size = params.add(count, page_size)
+
+    order_arg = args.get("order_by")
+    order_name = (
+        order_arg.value if order_arg is not None and order_arg.is_set else spec.default_order
+    )
+    ordering = spec.orderings[order_name]
+    key = ordering.key_sql.format(t=alias)
+    ascending = forward != ordering.descending
+    direction = "ASC" if ascending else "DESC"
+
+    conditions = []
+    if spec.join is not None:
+        conditions.append(spec.join.format(t=alias, p=parent_alias))
+    filter_arg = args.get("filter")
+    if spec.filters is not None and filter_arg is not None and filter_arg.is_set:
+        conditions.extend(spec.filters(filter_arg, params, alias))
+    keyset = args.get("after" if forward else "before")
+    if keyset is not None and keyset.is_set:
+        decode_cursor(keyset.value)
+        sort_key = params.add(keyset, lambda cursor: decode_cursor(cursor)[0])
+        row_id = params.add(keyset, lambda cursor: decode_cursor(cursor)[1])
+        comparison = ">" if ascending else "<"
+        conditions.append(
+            f"({key}, {alias}.id) {comparison} ({sort_key}::text::{ordering.key_type},"
+            f" {row_id}::bigint)"
+        )
+    where = " AND ".join(conditions) if conditions else "true"
+    return Page(
+        from_where=f"FROM {spec.table} {alias} WHERE {where}",
+        order_limit=f"ORDER BY {key} {direction}, {alias}.id {direction} LIMIT {size} + 1",
+        cursor_sql=f"cg_cursor(({key})::text, {alias}.id)",
+        forward=forward,
+        size=size_now,
+        size_placeholder=size,
+    )
+
+
+def count_sql(
+    spec: ListSpec, args: dict[str, Arg], params: Params, alias: str, parent_alias: str | None
+) -> str:
+    """SQL counting every row of the list under its filters (no paging): totalCount."""
+    conditions = []
+    if spec.join is not None:
+        conditions.append(spec.join.format(t=alias, p=parent_alias))
+    filter_arg = args.get("filter")
+    if spec.filters is not None and filter_arg is not None and filter_arg.is_set:
+        conditions.extend(spec.filters(filter_arg, params, alias))
+    where = " AND ".join(conditions) if conditions else "true"
+    return f"(SELECT count(*) FROM {spec.table} {alias} WHERE {where})"
+
+
+# --- filters ------------------------------------------------------------------------------
+
+
+def _global_key(expected_type: str) -> Callable[[Any], int]:
+    def convert(global_id: Any) -> int:
+        decoded = decode_global_id(str(global_id))
+        if decoded is None or decoded[0] != expected_type:
+            return -1  # matches nothing, as a forbidden or missing record would
+        return decoded[1]
+
+    return convert
+
+
+def _fhir_codes(names: list[str]) -> list[str]:
+    """GraphQL enum names (BUSY_TENTATIVE) back to FHIR codes (busy-tentative)."""
+    return [name.lower().replace("_", "-") for name in names]
+
+
+def referral_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Referrals by status, priority, service, region, patient, waiting time, breach date."""
+    conditions = []
+    if f.field("status").is_set:
+        conditions.append(f"{t}.status = ANY({p.add(f.field('status'))}::text[])")
+    if f.field("priority").is_set:
+        conditions.append(f"{t}.priority = ANY({p.add(f.field('priority'))}::text[])")
+    if f.field("service_code").is_set:
+        conditions.append(
+            f"{t}.to_service_id = (SELECT id FROM services WHERE code ="
+            f" {p.add(f.field('service_code'))}::text)"
+        )
+    if f.field("region").is_set:
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM patients rp WHERE rp.id = {t}.patient_id"
+            f" AND rp.region_code = {p.add(f.field('region'))}::text)"
+        )
+    if f.field("patient_id").is_set:
+        key = p.add(f.field("patient_id"), _global_key("Patient"))
+        conditions.append(f"{t}.patient_id = {key}::bigint")
+    if f.field("waiting_longer_than_days").is_set:
+        days = p.add(f.field("waiting_longer_than_days"))
+        conditions.append(f"{t}.clock_start < now() - make_interval(days => {days}::int)")
+    if f.field("breaching_before").is_set:
+        conditions.append(f"{t}.breach_date < {p.add(f.field('breaching_before'))}::date")
+    return conditions
+
+
+def slot_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Slots by service, site, region, time window, status, and distance from a point."""
+    conditions = []
+    if f.field("service_code").is_set:
+        conditions.append(
+            f"{t}.service_id = (SELECT id FROM services WHERE code ="
+            f" {p.add(f.field('service_code'))}::text)"
+        )
+    if f.field("site_id").is_set:
+        conditions.append(f"{t}.site_id = {p.add(f.field('site_id'), _global_key('Site'))}::int")
+    if f.field("region").is_set:
+        conditions.append(
+            f"{t}.site_id IN (SELECT id FROM sites WHERE region_code ="
+            f" {p.add(f.field('region'))}::text)"
+        )
+    if f.field("starts_after").is_set:
+        conditions.append(f"{t}.starts_at >= {p.add(f.field('starts_after'))}::timestamptz")
+    if f.field("starts_before").is_set:
+        conditions.append(f"{t}.starts_at < {p.add(f.field('starts_before'))}::timestamptz")
+    if f.field("status").is_set:
+        codes = p.add(f.field("status"), _fhir_codes)
+        conditions.append(f"{t}.status = ANY({codes}::text[])")
+    near = f.field("near")
+    if near.is_set:
+        lat = p.add(near.field("latitude"))
+        lon = p.add(near.field("longitude"))
+        radius = p.add(near.field("radius_km"))
+        conditions.append(
+            f"{t}.site_id IN (SELECT id FROM sites WHERE great_circle_km({lat}::float8,"
+            f" {lon}::float8, latitude, longitude) <= {radius}::float8)"
+        )
+    return conditions
+
+
+def staff_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Staff by role, skill and base site."""
+    conditions = []
+    if f.field("role").is_set:
+        conditions.append(f"{t}.role = ANY({p.add(f.field('role'))}::text[])")
+    if f.field("skill").is_set:
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM staff_skills k WHERE k.staff_id = {t}.id"
+            f" AND k.skill_code = {p.add(f.field('skill'))}::text)"
+        )
+    if f.field("site_id").is_set:
+        key = p.add(f.field("site_id"), _global_key("Site"))
+        conditions.append(f"{t}.base_site_id = {key}::int")
+    return conditions
+
+
+def patient_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Patients by NHS number, family name and home region."""
+    conditions = []
+    if f.field("nhs_number").is_set:
+        number = p.add(f.field("nhs_number"), lambda n: str(n).replace(" ", ""))
+        conditions.append(f"{t}.nhs_number = {number}::text")
+    if f.field("family_name").is_set:
+        conditions.append(f"{t}.family_name = {p.add(f.field('family_name'))}::text")
+    if f.field("region").is_set:
+        conditions.append(f"{t}.region_code = {p.add(f.field('region'))}::text")
+    return conditions
+
+
+def site_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Sites by region and by a service they offer."""
+    conditions = []
+    if f.field("region").is_set:
+        conditions.append(f"{t}.region_code = {p.add(f.field('region'))}::text")
+    if f.field("service_code").is_set:
+        conditions.append(
+            f"EXISTS (SELECT 1 FROM site_services ss JOIN services v ON v.id = ss.service_id"
+            f" WHERE ss.site_id = {t}.id AND v.code = {p.add(f.field('service_code'))}::text)"
+        )
+    return conditions
+
+
+def service_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Services by kind."""
+    if f.field("kind").is_set:
+        return [f"{t}.kind = ANY({p.add(f.field('kind'))}::text[])"]
+    return []
+
+
+def appointment_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Appointments by status."""
+    if f.field("status").is_set:
+        return [f"{t}.status = ANY({p.add(f.field('status'), _fhir_codes)}::text[])"]
+    return []
+
+
+# --- the lists ----------------------------------------------------------------------------
+
+NAME = Ordering("{t}.family_name || ' ' || {t}.given_name", "text")
+
+REFERRALS = ListSpec(
+    "Referral",
+    "referrals",
+    {
+        "BREACH_DATE": Ordering("{t}.breach_date", "date"),
+        "LONGEST_WAITING": Ordering("{t}.clock_start", "timestamptz"),
+        "NEWEST": Ordering("{t}.received_at", "timestamptz", descending=True),
+    },
+    "BREACH_DATE",
+    referral_filters,
+)
+
+SLOTS = ListSpec(
+    "Slot",
+    "slots",
+    {
+        "STARTS_AT": Ordering("{t}.starts_at", "timestamptz"),
+    },
+    "STARTS_AT",
+    slot_filters,
+)
+
+STAFF = ListSpec("Staff", "staff", {"NAME": NAME}, "NAME", staff_filters)
+PATIENTS = ListSpec("Patient", "patients", {"NAME": NAME}, "NAME", patient_filters)
+SITES = ListSpec("Site", "sites", {"NAME": Ordering("{t}.name", "text")}, "NAME", site_filters)
+SERVICES = ListSpec(
+    "Service", "services", {"CODE": Ordering("{t}.code", "text")}, "CODE", service_filters
+)
+APPOINTMENTS = ListSpec(
+    "Appointment",
+    "appointments",
+    {
+        "BOOKED_AT": Ordering("{t}.booked_at", "timestamptz"),
+    },
+    "BOOKED_AT",
+    appointment_filters,
+)
+ROSTER_SHIFTS = ListSpec(
+    "RosterShift",
+    "roster_shifts",
+    {
+        "STARTS_AT": Ordering("{t}.starts_at", "timestamptz"),
+    },
+    "STARTS_AT",
+)
+
+# Free slots that satisfy every hard constraint of the parent referral ({p}).
+CANDIDATE_SLOTS = SLOTS.nested(
+    "{t}.status = 'free' AND {t}.service_id = {p}.to_service_id"
+    " AND {t}.starts_at >= greatest(now(), {p}.earliest_date::timestamptz)"
+    " AND ({p}.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k"
+    " WHERE k.staff_id = {t}.staff_id AND k.skill_code = {p}.required_skill))"
+    " AND ({p}.max_travel_km IS NULL OR EXISTS (SELECT 1 FROM sites s, patients pt"
+    " WHERE s.id = {t}.site_id AND pt.id = {p}.patient_id AND great_circle_km(pt.latitude,"
+    " pt.longitude, s.latitude, s.longitude) <= {p}.max_travel_km))"
+)
+
+# Lists under a parent row ({p}).
+SERVICES_OF_SITE = SERVICES.nested(
+    "EXISTS (SELECT 1 FROM site_services ss WHERE ss.site_id = {p}.id AND ss.service_id = {t}.id)"
+)
+SLOTS_OF_SITE = SLOTS.nested("{t}.site_id = {p}.id")
+SLOTS_OF_STAFF = SLOTS.nested("{t}.staff_id = {p}.id")
+SHIFTS_OF_STAFF = ROSTER_SHIFTS.nested("{t}.staff_id = {p}.id")
+REFERRALS_OF_PATIENT = REFERRALS.nested("{t}.patient_id = {p}.id")
+APPOINTMENTS_OF_REFERRAL = APPOINTMENTS.nested("{t}.referral_id = {p}.id")

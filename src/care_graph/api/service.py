@@ -1,0 +1,214 @@
+"""Executing one GraphQL request: parse and validate (cached), then the compiled path when the
+compiler covers the operation, the resolver path otherwise; errors masked and coded."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import asyncpg
+import orjson
+import strawberry
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    get_operation_ast,
+    parse,
+    specified_rules,
+    validate,
+)
+from graphql.execution.values import get_variable_values
+from graphql.validation import NoSchemaIntrospectionCustomRule
+
+from care_graph.api.catalog import Catalog
+from care_graph.api.compiler import Compiler, NotCompilable, Plan, shape_of
+from care_graph.api.errors import ApiError, ApiErrorCode, client_error
+from care_graph.api.limits import Limits, check_limits
+from care_graph.api.resolve import Loaders
+from care_graph.db.pool import Connection
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Lru(Generic[K, V]):
+    """A small least-recently-used cache."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[K, V] = OrderedDict()
+
+    def get(self, key: K) -> V | None:
+        value = self.items.get(key)
+        if value is not None:
+            self.items.move_to_end(key)
+        return value
+
+    def put(self, key: K, value: V) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        if len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """What resolvers see as ``info.context``."""
+
+    loaders: Loaders
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """A parsed and validated document, or the errors that stop it."""
+
+    document: DocumentNode | None
+    errors: list[GraphQLError]
+
+
+def error_response(errors: list[GraphQLError], data: Any = None, with_data: bool = False) -> bytes:
+    """A GraphQL response body holding these errors (and ``data`` when execution began)."""
+    body: dict[str, Any] = {"errors": [client_error(error) for error in errors]}
+    if with_data:
+        body["data"] = data
+    return orjson.dumps(body)
+
+
+class GraphQLService:
+    """Runs GraphQL requests against one schema, with caches that live as long as the process."""
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        *,
+        introspection: bool = True,
+        limits: Limits | None = None,
+        cache_size: int = 512,
+    ) -> None:
+        self.schema = schema
+        self.graphql_schema: GraphQLSchema = schema._schema
+        self.catalog = Catalog.from_schema(self.graphql_schema)
+        self.compiler = Compiler(self.graphql_schema, self.catalog)
+        self.limits = limits or Limits()
+        self.rules = list(specified_rules)
+        if not introspection:
+            self.rules.append(NoSchemaIntrospectionCustomRule)
+        self._prepared: _Lru[str, Prepared] = _Lru(cache_size)
+        self._plans: _Lru[tuple[Any, ...], Plan] = _Lru(cache_size * 4)
+        self._not_compilable: _Lru[tuple[str, str | None], bool] = _Lru(cache_size)
+
+    def prepare(self, query: str) -> Prepared:
+        """Parse and validate a document, once per distinct text."""
+        prepared = self._prepared.get(query)
+        if prepared is None:
+            prepared = self._prepare(query)
+            self._prepared.put(query, prepared)
+        return prepared
+
+    def _prepare(self, query: str) -> Prepared:
+        try:
+            document = parse(query, max_tokens=self.limits.max_tokens)
+        except GraphQLError as error:
+            return Prepared(
+                None,
+                [
+                    ApiError(
+                        ApiErrorCode.GRAPHQL_PARSE_FAILED,
+                        error.message,
+                        nodes=error.nodes,
+                        source=error.source,
+                        positions=error.positions,
+                    )
+                ],
+            )
+        errors = [
+            ApiError(ApiErrorCode.GRAPHQL_VALIDATION_FAILED, error.message, nodes=error.nodes)
+            for error in validate(self.graphql_schema, document, self.rules)
+        ]
+        errors = errors or list(check_limits(document, self.limits))
+        return Prepared(document, list(errors))
+
+    async def execute(
+        self,
+        connection: Connection,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> bytes:
+        """Run one request on ``connection`` and return the response body."""
+        prepared = self.prepare(query)
+        if prepared.document is None or prepared.errors:
+            return error_response(prepared.errors)
+        operation = get_operation_ast(prepared.document, operation_name)
+        if operation is None:
+            return error_response(
+                [
+                    ApiError(
+                        ApiErrorCode.OPERATION_NOT_FOUND,
+                        f"no operation named {operation_name!r}"
+                        if operation_name
+                        else "the document has several operations: name one with operationName",
+                    )
+                ]
+            )
+        if self._not_compilable.get((query, operation_name)) is None:
+            compiled = await self._execute_compiled(
+                connection, query, prepared.document, operation, variables, operation_name
+            )
+            if compiled is not None:
+                return compiled
+        return await self._execute_resolved(connection, query, variables, operation_name)
+
+    async def _execute_compiled(
+        self,
+        connection: Connection,
+        query: str,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> bytes | None:
+        coerced = get_variable_values(
+            self.graphql_schema, operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return error_response(
+                [ApiError(ApiErrorCode.BAD_USER_INPUT, error.message) for error in coerced]
+            )
+        key = (query, operation_name, shape_of(coerced))
+        try:
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self.compiler.compile(document, operation, coerced)
+                self._plans.put(key, plan)
+            values = plan.values(coerced)
+        except NotCompilable:
+            self._not_compilable.put((query, operation_name), True)
+            return None
+        except ApiError as error:
+            return error_response([error], with_data=True)
+        try:
+            data: str = await connection.fetchval(plan.sql, *values)
+        except (asyncpg.PostgresError, OSError) as error:
+            return error_response([GraphQLError("failed", original_error=error)], with_data=True)
+        return b'{"data":' + data.encode() + b"}"
+
+    async def _execute_resolved(
+        self,
+        connection: Connection,
+        query: str,
+        variables: dict[str, Any] | None,
+        operation_name: str | None,
+    ) -> bytes:
+        context = RequestContext(Loaders(connection, self.catalog))
+        result = await self.schema.execute(
+            query, variable_values=variables, context_value=context, operation_name=operation_name
+        )
+        body: dict[str, Any] = {}
+        if result.errors:
+            body["errors"] = [client_error(error) for error in result.errors]
+        body["data"] = result.data
+        return orjson.dumps(body)

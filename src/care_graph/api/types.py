@@ -1,0 +1,430 @@
+"""The GraphQL object types. Every field's SQL is declared here, beside the field, once."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any, Generic, TypeVar
+
+import strawberry
+
+from care_graph.api import lists
+from care_graph.api.declare import SQL, Computed, Nested, column, to_one
+from care_graph.api.enums import (
+    AppointmentOrder,
+    AppointmentStatus,
+    Priority,
+    ReferralOrder,
+    ReferralStatus,
+    ReferrerKind,
+    ServiceKind,
+    ServiceOrder,
+    SlotOrder,
+    SlotStatus,
+    StaffRole,
+)
+from care_graph.api.inputs import (
+    AppointmentFilter,
+    ReferralFilter,
+    ServiceFilter,
+    SlotFilter,
+)
+
+NodeT = TypeVar("NodeT")
+
+# node type name -> table, filled by @node
+NODE_TABLES: dict[str, str] = {}
+
+
+def node(table: str) -> Any:
+    """Register a class as a Node type stored in ``table`` and make it a strawberry type."""
+
+    def register(cls: type) -> type:
+        NODE_TABLES[cls.__name__] = table
+        return strawberry.type(cls)
+
+    return register
+
+
+def global_id(type_name: str) -> Any:
+    """The ``id`` field of a node type: an opaque global ID."""
+    return column(f"cg_global_id('{type_name}', {{t}}.id)", "Opaque global ID.")
+
+
+@strawberry.interface(description="An object with a global ID, fetchable with node(id:).")
+class Node:
+    id: strawberry.ID
+
+
+@strawberry.type(description="Where a page sits in its list.")
+class PageInfo:
+    has_next_page: bool
+    has_previous_page: bool
+    start_cursor: str | None
+    end_cursor: str | None
+
+
+@strawberry.type(description="One item of a page with the cursor to continue from it.")
+class Edge(Generic[NodeT]):
+    cursor: str
+    node: NodeT
+
+
+@strawberry.type(description="A page of a list: first/after or last/before, keyset cursors.")
+class Connection(Generic[NodeT]):
+    page: strawberry.Private[Any]
+
+    @strawberry.field
+    def edges(self) -> list[Edge[NodeT]]:
+        return [
+            Edge(cursor=cursor, node=item)
+            for cursor, item in zip(self.page.cursors, self.page.nodes, strict=True)
+        ]
+
+    @strawberry.field
+    def nodes(self) -> list[NodeT]:
+        return list(self.page.nodes)
+
+    @strawberry.field
+    def page_info(self) -> PageInfo:
+        info: PageInfo = self.page.page_info()
+        return info
+
+    @strawberry.field(description="Every item under the filters; counted only when asked.")
+    async def total_count(self) -> int:
+        count: int = await self.page.total_count()
+        return count
+
+
+async def _page(info: strawberry.Info, parent: Any, spec: lists.ListSpec, **arguments: Any) -> Any:
+    return Connection(page=await info.context.loaders.page(spec, parent, arguments))
+
+
+@node("services")
+class Service(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Service")
+    code: str = column("{t}.code", "Service code; also the skill that delivers it.")
+    name: str = column("{t}.name")
+    kind: ServiceKind = column("{t}.kind")
+    slot_minutes: int = column("{t}.slot_minutes", "Length of this service's slots.")
+
+
+@node("sites")
+class Site(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Site")
+    code: str = column("{t}.code")
+    name: str = column("{t}.name")
+    region: str = column("{t}.region_code", "NHS England region code.")
+    region_name: str = column("(SELECT name FROM regions WHERE code = {t}.region_code)")
+    town: str = column("{t}.town")
+    postcode: str = column("{t}.postcode")
+    latitude: float = column("{t}.latitude")
+    longitude: float = column("{t}.longitude")
+
+    @strawberry.field(
+        description="Great-circle distance in km from a point.",
+        metadata={
+            SQL: Computed(
+                "round(great_circle_km({latitude}::float8, {longitude}::float8,"
+                " {t}.latitude, {t}.longitude)::numeric, 3)::float8"
+            )
+        },
+    )
+    async def distance_km(self, info: strawberry.Info, latitude: float, longitude: float) -> float:
+        value: float = await info.context.loaders.computed(
+            self, info, latitude=latitude, longitude=longitude
+        )
+        return value
+
+    @strawberry.field(
+        description="Services offered here.", metadata={SQL: Nested(lists.SERVICES_OF_SITE)}
+    )
+    async def services(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: ServiceFilter | None = None,
+        order_by: ServiceOrder = ServiceOrder.CODE,
+    ) -> Connection[Service]:
+        page: Connection[Service] = await _page(
+            info,
+            self,
+            lists.SERVICES_OF_SITE,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            filter=filter,
+            order_by=order_by,
+        )
+        return page
+
+    @strawberry.field(
+        description="Slots at this site.", metadata={SQL: Nested(lists.SLOTS_OF_SITE)}
+    )
+    async def slots(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: SlotFilter | None = None,
+        order_by: SlotOrder = SlotOrder.STARTS_AT,
+    ) -> Connection[Slot]:
+        page: Connection[Slot] = await _page(
+            info,
+            self,
+            lists.SLOTS_OF_SITE,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            filter=filter,
+            order_by=order_by,
+        )
+        return page
+
+
+@node("staff")
+class Staff(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Staff")
+    given_name: str = column("{t}.given_name")
+    family_name: str = column("{t}.family_name")
+    role: StaffRole = column("{t}.role")
+    skills: list[str] = column(
+        "(SELECT coalesce(json_agg(k.skill_code ORDER BY k.skill_code), '[]')"
+        " FROM staff_skills k WHERE k.staff_id = {t}.id)",
+        "Skill codes: the services this person delivers, and extra skills.",
+    )
+    base_site: Site = to_one("Site", "{t}.base_site_id")
+
+    @strawberry.field(
+        description="This person's slots.", metadata={SQL: Nested(lists.SLOTS_OF_STAFF)}
+    )
+    async def slots(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: SlotFilter | None = None,
+        order_by: SlotOrder = SlotOrder.STARTS_AT,
+    ) -> Connection[Slot]:
+        page: Connection[Slot] = await _page(
+            info,
+            self,
+            lists.SLOTS_OF_STAFF,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            filter=filter,
+            order_by=order_by,
+        )
+        return page
+
+    @strawberry.field(
+        description="This person's roster shifts.", metadata={SQL: Nested(lists.SHIFTS_OF_STAFF)}
+    )
+    async def shifts(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+    ) -> Connection[RosterShift]:
+        page: Connection[RosterShift] = await _page(
+            info, self, lists.SHIFTS_OF_STAFF, first=first, after=after, last=last, before=before
+        )
+        return page
+
+
+@node("roster_shifts")
+class RosterShift(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("RosterShift")
+    staff: Staff = to_one("Staff", "{t}.staff_id")
+    site: Site = to_one("Site", "{t}.site_id")
+    service: Service = to_one("Service", "{t}.service_id")
+    starts_at: datetime = column("{t}.starts_at")
+    ends_at: datetime = column("{t}.ends_at")
+
+
+@node("slots")
+class Slot(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Slot")
+    service: Service = to_one("Service", "{t}.service_id")
+    site: Site = to_one("Site", "{t}.site_id")
+    staff: Staff = to_one("Staff", "{t}.staff_id")
+    starts_at: datetime = column("{t}.starts_at")
+    ends_at: datetime = column("{t}.ends_at")
+    status: SlotStatus = column("cg_enum({t}.status)")
+    hold_expires_at: datetime | None = column("{t}.hold_expires_at")
+
+    @strawberry.field(
+        description="Great-circle distance in km from a point to the slot's site.",
+        metadata={
+            SQL: Computed(
+                "(SELECT round(great_circle_km({latitude}::float8, {longitude}::float8,"
+                " s.latitude, s.longitude)::numeric, 3)::float8"
+                " FROM sites s WHERE s.id = {t}.site_id)"
+            )
+        },
+    )
+    async def distance_km(self, info: strawberry.Info, latitude: float, longitude: float) -> float:
+        value: float = await info.context.loaders.computed(
+            self, info, latitude=latitude, longitude=longitude
+        )
+        return value
+
+
+@node("patients")
+class Patient(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Patient")
+    nhs_number: str = column("{t}.nhs_number", "Ten digits, unformatted.")
+    nhs_number_formatted: str = column(
+        "substr({t}.nhs_number, 1, 3) || ' ' || substr({t}.nhs_number, 4, 3) || ' '"
+        " || substr({t}.nhs_number, 7)",
+        "Display form, 3-3-4.",
+    )
+    given_name: str = column("{t}.given_name")
+    family_name: str = column("{t}.family_name")
+    date_of_birth: date = column("{t}.date_of_birth")
+    postcode: str = column("{t}.postcode")
+    region: str = column("{t}.region_code", "Home NHS England region code.")
+    latitude: float = column("{t}.latitude")
+    longitude: float = column("{t}.longitude")
+    phone: str | None = column("{t}.phone")
+    email: str | None = column("{t}.email")
+    version: int = column("{t}.version", "Increases with every change (optimistic locking).")
+
+    @strawberry.field(
+        description="This patient's referrals.", metadata={SQL: Nested(lists.REFERRALS_OF_PATIENT)}
+    )
+    async def referrals(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: ReferralFilter | None = None,
+        order_by: ReferralOrder = ReferralOrder.BREACH_DATE,
+    ) -> Connection[Referral]:
+        page: Connection[Referral] = await _page(
+            info,
+            self,
+            lists.REFERRALS_OF_PATIENT,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            filter=filter,
+            order_by=order_by,
+        )
+        return page
+
+
+FHIR_SERVICE_REQUEST_STATUS = (
+    "CASE {t}.status WHEN 'SUBMITTED' THEN 'active' WHEN 'ACCEPTED' THEN 'active'"
+    " WHEN 'BOOKED' THEN 'active' WHEN 'COMPLETED' THEN 'completed' ELSE 'revoked' END"
+)
+
+
+@node("referrals")
+class Referral(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Referral")
+    ubrn: str = column("{t}.ubrn", "Unique Booking Reference Number (12 digits).")
+    patient: Patient = to_one("Patient", "{t}.patient_id")
+    referrer_name: str = column("{t}.referrer_name")
+    referrer_kind: ReferrerKind = column("{t}.referrer_kind")
+    from_service: Service | None = to_one("Service", "{t}.from_service_id")
+    to_service: Service = to_one("Service", "{t}.to_service_id")
+    priority: Priority = column("{t}.priority")
+    status: ReferralStatus = column("{t}.status")
+    fhir_status: str = column(FHIR_SERVICE_REQUEST_STATUS, "FHIR ServiceRequest.status.")
+    received_at: datetime = column("{t}.received_at")
+    clock_start: datetime = column("{t}.clock_start")
+    breach_date: date = column("{t}.breach_date", "When the waiting-time standard breaches.")
+    waiting_days: int = column(
+        "(current_date - {t}.clock_start::date)", "Days since the clock started."
+    )
+    days_to_breach: int = column(
+        "({t}.breach_date - current_date)", "Days left before breach; negative once breached."
+    )
+    earliest_date: date | None = column("{t}.earliest_date", "Not bookable before this date.")
+    max_travel_km: float | None = column("{t}.max_travel_km", "Farthest the patient will go.")
+    required_skill: str | None = column("{t}.required_skill")
+    redirected_from: Referral | None = to_one("Referral", "{t}.redirected_from_id")
+    rejection_reason: str | None = column("{t}.rejection_reason")
+
+    @strawberry.field(
+        description="Appointments made for this referral.",
+        metadata={SQL: Nested(lists.APPOINTMENTS_OF_REFERRAL)},
+    )
+    async def appointments(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: AppointmentFilter | None = None,
+        order_by: AppointmentOrder = AppointmentOrder.BOOKED_AT,
+    ) -> Connection[Appointment]:
+        page: Connection[Appointment] = await _page(
+            info,
+            self,
+            lists.APPOINTMENTS_OF_REFERRAL,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            filter=filter,
+            order_by=order_by,
+        )
+        return page
+
+    @strawberry.field(
+        description="Free slots meeting every hard constraint (service, skill, earliest date,"
+        " maximum travel), soonest first.",
+        metadata={SQL: Nested(lists.CANDIDATE_SLOTS)},
+    )
+    async def candidate_slots(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None
+    ) -> Connection[Slot]:
+        page: Connection[Slot] = await _page(
+            info, self, lists.CANDIDATE_SLOTS, first=first, after=after
+        )
+        return page
+
+
+@node("appointments")
+class Appointment(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Appointment")
+    referral: Referral = to_one("Referral", "{t}.referral_id")
+    slot: Slot = to_one("Slot", "{t}.slot_id")
+    status: AppointmentStatus = column("cg_enum({t}.status)")
+    cancellation_reason: str | None = column("{t}.cancellation_reason")
+    non_attendance_reason: str | None = column("{t}.non_attendance_reason")
+    rebooked_from: Appointment | None = to_one("Appointment", "{t}.rebooked_from_id")
+    is_override: bool = column("{t}.is_override", "An administrator's deliberate double booking.")
+    booked_at: datetime = column("{t}.booked_at")
+
+
+NODE_CLASSES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (Service, Site, Staff, RosterShift, Slot, Patient, Referral, Appointment)
+}

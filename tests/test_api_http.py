@@ -1,0 +1,252 @@
+"""The GraphQL endpoint through real ASGI requests: errors coded and masked, limits enforced,
+the schema file equal to what the server serves."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from graphql import (
+    build_client_schema,
+    build_schema,
+    get_introspection_query,
+    lexicographic_sort_schema,
+    print_schema,
+)
+
+from care_graph.api.lists import MAX_PAGE_SIZE
+from care_graph.api.schema import schema_sdl
+from care_graph.app import create_app
+from care_graph.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+def settings_for(url: str, **changes: Any) -> Settings:
+    return replace(Settings.from_environment(), database_url=url, **changes)
+
+
+@pytest.fixture
+async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async for client in client_for(settings_for(api_url)):
+        yield client
+
+
+async def post(
+    client: httpx.AsyncClient, query: str, variables: Any = None, operation_name: str | None = None
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": variables, "operationName": operation_name}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def only_error(body: dict[str, Any]) -> dict[str, Any]:
+    assert len(body["errors"]) == 1, body
+    error: dict[str, Any] = body["errors"][0]
+    return error
+
+
+async def test_a_query_returns_data(client: httpx.AsyncClient) -> None:
+    body = await post(
+        client,
+        "{ services(first: 2, filter: {kind: [SPECIALTY]}) { nodes { code kind } totalCount } }",
+    )
+    assert body == {
+        "data": {
+            "services": {
+                "nodes": [
+                    {"code": "BREAST_SURGERY", "kind": "SPECIALTY"},
+                    {"code": "CARDIOLOGY", "kind": "SPECIALTY"},
+                ],
+                "totalCount": 16,
+            }
+        }
+    }
+
+
+async def test_graphiql_in_development(client: httpx.AsyncClient) -> None:
+    response = await client.get("/graphql")
+    assert response.status_code == 200
+    assert "graphiql" in response.text.lower()
+
+
+async def test_no_graphiql_in_production(api_url: str) -> None:
+    async for client in client_for(settings_for(api_url, development=False)):
+        response = await client.get("/graphql")
+        assert response.status_code == 405
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"{not json", "the request body is not valid JSON"),
+        (b'{"variables": {}}', 'the body must be a JSON object with a "query" string'),
+        (b'{"query": "{ __typename }", "variables": [1]}', '"variables" must be a JSON object'),
+    ],
+)
+async def test_malformed_requests_are_400(
+    client: httpx.AsyncClient, content: bytes, message: str
+) -> None:
+    response = await client.post(
+        "/graphql", content=content, headers={"content-type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.json() == {
+        "errors": [{"message": message, "extensions": {"code": "BAD_REQUEST"}}]
+    }
+
+
+async def test_parse_errors_are_coded(client: httpx.AsyncClient) -> None:
+    error = only_error(await post(client, "{ referrals(first: 1 { id }"))
+    assert error["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
+    assert error["message"].startswith("Syntax Error:")
+
+
+async def test_validation_errors_are_coded(client: httpx.AsyncClient) -> None:
+    error = only_error(await post(client, "{ referrals { nodes { shoeSize } } }"))
+    assert error == {
+        "message": "Cannot query field 'shoeSize' on type 'Referral'.",
+        "locations": [{"line": 1, "column": 23}],
+        "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"},
+    }
+
+
+async def test_page_size_is_capped(client: httpx.AsyncClient) -> None:
+    body = await post(client, f"{{ slots(first: {MAX_PAGE_SIZE + 1}) {{ nodes {{ id }} }} }}")
+    error = only_error(body)
+    assert error["extensions"] == {"code": "PAGE_SIZE_EXCEEDED"}
+    assert error["message"] == (
+        "a page holds at most 100 items; ask for the next page with a cursor"
+    )
+
+
+async def test_nested_page_size_is_capped_through_variables(client: httpx.AsyncClient) -> None:
+    body = await post(
+        client,
+        "query($n: Int) { referrals(first: 1) { nodes {"
+        " candidateSlots(first: $n) { nodes { id } } } } }",
+        {"n": 500},
+    )
+    assert only_error(body)["extensions"] == {"code": "PAGE_SIZE_EXCEEDED"}
+
+
+async def test_first_and_last_together_are_refused(client: httpx.AsyncClient) -> None:
+    error = only_error(await post(client, "{ slots(first: 2, last: 2) { nodes { id } } }"))
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert error["message"] == "give first or last, not both"
+
+
+async def test_invalid_cursor_is_bad_input(client: httpx.AsyncClient) -> None:
+    error = only_error(await post(client, '{ slots(first: 2, after: "nope") { nodes { id } } }'))
+    assert error == {"message": "invalid cursor: 'nope'", "extensions": {"code": "BAD_USER_INPUT"}}
+
+
+async def test_bad_variables_are_bad_input(client: httpx.AsyncClient) -> None:
+    body = await post(client, "query($n: Int) { slots(first: $n) { nodes { id } } }", {"n": "ten"})
+    error = only_error(body)
+    assert error["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert "Int cannot represent non-integer value: 'ten'" in error["message"]
+
+
+async def test_unknown_operation_name(client: httpx.AsyncClient) -> None:
+    body = await post(client, "query A { __typename } query B { __typename }", None, "C")
+    assert only_error(body) == {
+        "message": "no operation named 'C'",
+        "extensions": {"code": "OPERATION_NOT_FOUND"},
+    }
+
+
+async def test_depth_limit(client: httpx.AsyncClient) -> None:
+    path = [
+        "appointments",
+        "nodes",
+        "slot",
+        "site",
+        "slots",
+        "nodes",
+        "staff",
+        "baseSite",
+        "slots",
+        "nodes",
+        "site",
+        "slots",
+        "nodes",
+        "staff",
+        "baseSite",
+        "slots",
+        "nodes",
+    ]
+    query = "{ " + " { ".join(path) + " { id" + " }" * len(path) + " }"
+    error = only_error(await post(client, query))
+    assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX"}
+    assert error["message"].startswith("operation anonymous nests")
+    assert error["message"].endswith("levels deep; the limit is 15")
+
+
+async def test_alias_limit(client: httpx.AsyncClient) -> None:
+    query = "{ " + " ".join(f"a{i}: __typename" for i in range(51)) + " }"
+    assert only_error(await post(client, query)) == {
+        "message": "the document uses 51 aliases; the limit is 50",
+        "extensions": {"code": "QUERY_TOO_COMPLEX"},
+    }
+
+
+async def test_token_limit(client: httpx.AsyncClient) -> None:
+    query = "{ " + " ".join(["__typename"] * 6000) + " }"
+    error = only_error(await post(client, query))
+    assert error["extensions"] == {"code": "GRAPHQL_PARSE_FAILED"}
+    assert "Document contains more than 5000 tokens" in error["message"]
+
+
+async def test_statement_timeout_is_masked(api_url: str) -> None:
+    async for client in client_for(settings_for(api_url, statement_timeout_ms=1)):
+        body = await post(
+            client,
+            "{ referrals(first: 100) { nodes { candidateSlots(first: 50) { totalCount } } } }",
+        )
+        assert body == {
+            "errors": [
+                {
+                    "message": "the query took too long and was cancelled",
+                    "extensions": {"code": "QUERY_TIMEOUT"},
+                }
+            ],
+            "data": None,
+        }
+
+
+async def test_introspection_can_be_switched_off(api_url: str) -> None:
+    async for client in client_for(settings_for(api_url, introspection=False)):
+        body = await post(client, "{ __schema { queryType { name } } }")
+        assert {error["extensions"]["code"] for error in body["errors"]} == {
+            "GRAPHQL_VALIDATION_FAILED"
+        }
+        assert body["errors"][0]["message"] == (
+            "GraphQL introspection has been disabled, but"
+            " the requested query contained the field"
+            " '__schema'."
+        )
+
+
+async def test_schema_file_is_what_the_server_serves(client: httpx.AsyncClient) -> None:
+    body = await post(client, get_introspection_query())
+    served = print_schema(lexicographic_sort_schema(build_client_schema(body["data"])))
+    on_disk = (REPO / "schema.graphql").read_text()
+    assert on_disk == schema_sdl(), "schema.graphql is stale: run `care-graph schema`"
+    assert print_schema(lexicographic_sort_schema(build_schema(on_disk))) == served
