@@ -323,15 +323,20 @@ ROSTER_SHIFTS = ListSpec(
     "STARTS_AT",
 )
 
-# Free slots that satisfy every hard constraint of the parent referral ({p}).
+# Free slots that satisfy every hard constraint of the parent referral ({p}): its service, at a
+# site within its maximum travel of the patient, not before its earliest date (nor the past),
+# with a clinician holding its required skill. The reachable sites are found first (a handful
+# per referral), so the slot index is read only where a slot could qualify.
 CANDIDATE_SLOTS = SLOTS.nested(
     "{t}.status = 'free' AND {t}.service_id = {p}.to_service_id"
+    " AND {t}.site_id = ANY (ARRAY(SELECT ss.site_id FROM site_services ss"
+    " JOIN sites s ON s.id = ss.site_id JOIN patients pt ON pt.id = {p}.patient_id"
+    " WHERE ss.service_id = {p}.to_service_id AND ({p}.max_travel_km IS NULL"
+    " OR great_circle_km(pt.latitude, pt.longitude, s.latitude, s.longitude)"
+    " <= {p}.max_travel_km)))"
     " AND {t}.starts_at >= greatest(now(), {p}.earliest_date::timestamptz)"
     " AND ({p}.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k"
     " WHERE k.staff_id = {t}.staff_id AND k.skill_code = {p}.required_skill))"
-    " AND ({p}.max_travel_km IS NULL OR EXISTS (SELECT 1 FROM sites s, patients pt"
-    " WHERE s.id = {t}.site_id AND pt.id = {p}.patient_id AND great_circle_km(pt.latitude,"
-    " pt.longitude, s.latitude, s.longitude) <= {p}.max_travel_km))"
 )
 
 # Lists under a parent row ({p}).
