@@ -20,7 +20,7 @@ from pytest_benchmark.fixture import BenchmarkFixture
 
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
-from care_graph.db.pool import connect
+from care_graph.db.pool import OneConnection, connect
 from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
 
@@ -53,12 +53,17 @@ async def _time_path(url: str, compiled: bool, requests: int) -> tuple[float, fl
     service = GraphQLService(build_schema())
     connection = await connect(url)
     try:
-        run = service.execute if compiled else service._execute_resolved
-        body = await run(connection, WORKLIST, VARIABLES, None)  # warm caches and statements
+
+        async def run() -> bytes:
+            if compiled:
+                return await service.execute(OneConnection(connection), WORKLIST, VARIABLES, None)
+            return await service.execute_resolved(connection, WORKLIST, VARIABLES, None)
+
+        body = await run()  # warm caches and prepared statements
         assert b'"errors"' not in body, body[:500]
         wall, cpu = time.perf_counter(), time.process_time()
         for _ in range(requests):
-            await run(connection, WORKLIST, VARIABLES, None)
+            await run()
         return time.perf_counter() - wall, time.process_time() - cpu, len(body)
     finally:
         await connection.close()

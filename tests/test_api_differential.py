@@ -29,7 +29,7 @@ from graphql import (
 
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
-from care_graph.db.pool import connect
+from care_graph.db.pool import OneConnection, connect
 
 CORPUS_SIZE = 240
 SCHEMA = build_schema()._schema
@@ -263,8 +263,10 @@ async def both_paths(
     query: str,
     variables: dict[str, Any],
 ) -> tuple[Any, Any]:
-    compiled = orjson.loads(await service.execute(connection, query, variables, None))
-    resolved = orjson.loads(await service._execute_resolved(connection, query, variables, None))
+    compiled = orjson.loads(
+        await service.execute(OneConnection(connection), query, variables, None)
+    )
+    resolved = orjson.loads(await service.execute_resolved(connection, query, variables, None))
     assert "errors" not in compiled, (query, variables, compiled)
     assert "errors" not in resolved, (query, variables, resolved)
     return compiled["data"], resolved["data"]
@@ -312,7 +314,10 @@ async def test_backward_pages_mirror_forward_pages(
 ) -> None:
     forward = orjson.loads(
         await service.execute(
-            api, "{ referrals(first: 6) { nodes { id } pageInfo { endCursor } } }", None, None
+            OneConnection(api),
+            "{ referrals(first: 6) { nodes { id } pageInfo { endCursor } } }",
+            None,
+            None,
         )
     )
     ids = [node["id"] for node in forward["data"]["referrals"]["nodes"]]
@@ -331,7 +336,9 @@ async def test_node_lookups_agree(service: GraphQLService, api: asyncpg.Connecti
     ids: list[str] = []
     for root in ("referrals", "slots", "patients", "staff", "sites", "services", "appointments"):
         found = orjson.loads(
-            await service.execute(api, f"{{ {root}(first: 2) {{ nodes {{ id }} }} }}", None, None)
+            await service.execute(
+                OneConnection(api), f"{{ {root}(first: 2) {{ nodes {{ id }} }} }}", None, None
+            )
         )
         ids += [node["id"] for node in found["data"][root]["nodes"]]
     ids += ["bm9wZTox", "not base64!", "UGF0aWVudDo5OTk5OTk5"]  # unknown type, junk, missing row

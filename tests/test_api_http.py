@@ -250,3 +250,8 @@ async def test_schema_file_is_what_the_server_serves(client: httpx.AsyncClient) 
     on_disk = (REPO / "schema.graphql").read_text()
     assert on_disk == schema_sdl(), "schema.graphql is stale: run `care-graph schema`"
     assert print_schema(lexicographic_sort_schema(build_schema(on_disk))) == served
+
+
+async def test_typename_needs_no_database(client: httpx.AsyncClient) -> None:
+    body = await post(client, "{ a: __typename __typename }")
+    assert body == {"data": {"a": "Query", "__typename": "Query"}}

@@ -52,10 +52,12 @@ class NotCompilable(Exception):
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """A compiled query: SQL returning the ``data`` object as JSON text, and its parameters."""
+    """A compiled query: SQL returning the ``data`` object as JSON text, and its parameters;
+    or, when the answer needs no data (``{ __typename }``), the answer itself."""
 
     sql: str
     params: Params
+    static: bytes | None = None
 
     def values(self, variables: VariableValues) -> list[Any]:
         """The bind parameters for one request's variables."""
@@ -147,6 +149,9 @@ class _Compilation:
                 pairs.append((key, self.nodes(field, details, many=name == "nodes")))
             else:
                 raise NotCompilable(f"root field {name}")
+        if all(expression == "'Query'" for _, expression in pairs):
+            static = "{" + ",".join(f'"{key}":"Query"' for key, _ in pairs) + "}"
+            return Plan("", self.params, static.encode())
         return Plan(f"SELECT {_json_object(pairs)}::text", self.params)
 
     # --- arguments --------------------------------------------------------------------------

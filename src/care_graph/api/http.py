@@ -45,6 +45,5 @@ async def graphql(request: Request) -> Response:
     if operation_name is not None and not isinstance(operation_name, str):
         return _bad_request('"operationName" must be a string')
     pool: asyncpg.Pool[Any] = request.app.state.pool
-    async with pool.acquire() as connection:
-        result = await service.execute(connection, body["query"], variables, operation_name)
+    result = await service.execute(pool, body["query"], variables, operation_name)
     return Response(result, media_type=JSON)

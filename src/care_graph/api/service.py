@@ -28,7 +28,7 @@ from care_graph.api.compiler import Compiler, NotCompilable, Plan, shape_of
 from care_graph.api.errors import ApiError, ApiErrorCode, client_error
 from care_graph.api.limits import Limits, check_limits
 from care_graph.api.resolve import Loaders
-from care_graph.db.pool import Connection
+from care_graph.db.pool import Connection, ConnectionSource
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -133,12 +133,13 @@ class GraphQLService:
 
     async def execute(
         self,
-        connection: Connection,
+        database: ConnectionSource,
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
     ) -> bytes:
-        """Run one request on ``connection`` and return the response body."""
+        """Run one request and return the response body; a connection is borrowed from
+        ``database`` only for as long as the request needs one (``{ __typename }`` does not)."""
         prepared = self.prepare(query)
         if prepared.document is None or prepared.errors:
             return error_response(prepared.errors)
@@ -156,15 +157,16 @@ class GraphQLService:
             )
         if self._not_compilable.get((query, operation_name)) is None:
             compiled = await self._execute_compiled(
-                connection, query, prepared.document, operation, variables, operation_name
+                database, query, prepared.document, operation, variables, operation_name
             )
             if compiled is not None:
                 return compiled
-        return await self._execute_resolved(connection, query, variables, operation_name)
+        async with database.acquire() as connection:
+            return await self.execute_resolved(connection, query, variables, operation_name)
 
     async def _execute_compiled(
         self,
-        connection: Connection,
+        database: ConnectionSource,
         query: str,
         document: DocumentNode,
         operation: OperationDefinitionNode,
@@ -190,19 +192,23 @@ class GraphQLService:
             return None
         except ApiError as error:
             return error_response([error], with_data=True)
+        if plan.static is not None:
+            return b'{"data":' + plan.static + b"}"
         try:
-            data: str = await connection.fetchval(plan.sql, *values)
+            async with database.acquire() as connection:
+                data: str = await connection.fetchval(plan.sql, *values)
         except (asyncpg.PostgresError, OSError) as error:
             return error_response([GraphQLError("failed", original_error=error)], with_data=True)
         return b'{"data":' + data.encode() + b"}"
 
-    async def _execute_resolved(
+    async def execute_resolved(
         self,
         connection: Connection,
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
     ) -> bytes:
+        """Run one request on the resolver path only (the compiler's oracle in tests)."""
         context = RequestContext(Loaders(connection, self.catalog))
         result = await self.schema.execute(
             query, variable_values=variables, context_value=context, operation_name=operation_name

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, TypeAlias
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeAlias
 
 import asyncpg
 import orjson
@@ -12,6 +15,26 @@ from care_graph.errors import CareGraphError, ErrorCode
 
 # What the data-access functions take: a plain connection or one borrowed from a pool.
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
+
+
+class ConnectionSource(Protocol):
+    """Where a request gets its connection: a pool, or one connection (tests, scripts)."""
+
+    def acquire(self) -> AbstractAsyncContextManager[Connection]:
+        """Borrow a connection for the duration of a ``async with``."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class OneConnection:
+    """A ConnectionSource that always lends the same connection."""
+
+    connection: Connection
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Connection]:
+        """Lend the connection."""
+        yield self.connection
 
 
 def _server_settings(statement_timeout_ms: int) -> dict[str, str]:
