@@ -10,6 +10,8 @@ from typing import Any
 import asyncpg
 from graphql import GraphQLError
 
+from care_graph.errors import CareGraphError, ErrorCode
+
 logger = logging.getLogger("care_graph.api")
 
 
@@ -30,7 +32,7 @@ class ApiErrorCode(StrEnum):
 class ApiError(GraphQLError):
     """An expected failure, shown to the client as it is."""
 
-    def __init__(self, code: ApiErrorCode, message: str, **kwargs: Any) -> None:
+    def __init__(self, code: ApiErrorCode | ErrorCode, message: str, **kwargs: Any) -> None:
         super().__init__(message, extensions={"code": str(code)}, **kwargs)
         self.code = code
 
@@ -41,6 +43,8 @@ def client_error(error: GraphQLError) -> dict[str, Any]:
     original = error.original_error
     if isinstance(original, ApiError):
         error = original
+    elif isinstance(original, CareGraphError):
+        error = ApiError(original.code, original.message, nodes=error.nodes, path=error.path)
     elif original is not None:
         error = _masked(original)
     formatted: dict[str, Any] = dict(error.formatted)

@@ -27,6 +27,7 @@ from care_graph.api.inputs import (
     SlotFilter,
     StaffFilter,
 )
+from care_graph.api.mutations import Mutation
 from care_graph.api.types import (
     Appointment,
     Connection,
@@ -228,7 +229,9 @@ class Query:
 @cache
 def build_schema() -> strawberry.Schema:
     """The schema (built once per process): strawberry owns types, validation, introspection."""
-    return strawberry.Schema(query=Query, config=StrawberryConfig(auto_camel_case=True))
+    return strawberry.Schema(
+        query=Query, mutation=Mutation, config=StrawberryConfig(auto_camel_case=True)
+    )
 
 
 def schema_sdl() -> str:

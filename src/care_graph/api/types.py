@@ -28,6 +28,7 @@ from care_graph.api.inputs import (
     ServiceFilter,
     SlotFilter,
 )
+from care_graph.domain.lifecycle import FHIR_STATUS
 
 NodeT = TypeVar("NodeT")
 
@@ -335,9 +336,11 @@ class Patient(Node):
         return page
 
 
+# The lifecycle's FHIR map (domain/lifecycle.py) as SQL, so it is written down once.
 FHIR_SERVICE_REQUEST_STATUS = (
-    "CASE {t}.status WHEN 'SUBMITTED' THEN 'active' WHEN 'ACCEPTED' THEN 'active'"
-    " WHEN 'BOOKED' THEN 'active' WHEN 'COMPLETED' THEN 'completed' ELSE 'revoked' END"
+    "CASE {t}.status "
+    + " ".join(f"WHEN '{ours}' THEN '{fhir}'" for ours, fhir in FHIR_STATUS.items())
+    + " END"
 )
 
 

@@ -1,0 +1,161 @@
+"""The SQL of booking: locking, reading and writing referrals, slots, appointments, holds,
+idempotency keys and audit events. Rows are always locked in the same order — referral, then
+slot, then appointment — so that concurrent bookings cannot deadlock on each other."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+
+from care_graph.db.pool import Connection
+
+
+async def lock_referral(connection: Connection, referral_id: int) -> asyncpg.Record | None:
+    """The referral row, locked for update (None when there is none)."""
+    row: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT id, status, to_service_id, patient_id FROM referrals WHERE id = $1 FOR UPDATE",
+        referral_id,
+    )
+    return row
+
+
+async def lock_slot(connection: Connection, slot_id: int) -> asyncpg.Record | None:
+    """The slot row, locked for update, with whether its hold (if any) has expired."""
+    row: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT id, status, service_id, held_for_referral_id, starts_at,"
+        " hold_expires_at IS NOT NULL AND hold_expires_at <= now() AS hold_expired,"
+        " starts_at <= now() AS in_the_past"
+        " FROM slots WHERE id = $1 FOR UPDATE",
+        slot_id,
+    )
+    return row
+
+
+async def lock_appointment(
+    connection: Connection,
+    appointment_id: int,
+) -> asyncpg.Record | None:
+    """The appointment row with its referral and slot ids (not locked: lock those first)."""
+    row: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT id, referral_id, slot_id, status FROM appointments WHERE id = $1", appointment_id
+    )
+    return row
+
+
+async def relock_appointment(connection: Connection, appointment_id: int) -> asyncpg.Record:
+    """Lock the appointment row (after its referral and slot) and read its current state."""
+    row: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT id, referral_id, slot_id, status FROM appointments WHERE id = $1 FOR UPDATE",
+        appointment_id,
+    )
+    assert row is not None  # its id came from a row read in this transaction
+    return row
+
+
+async def insert_appointment(
+    connection: Connection, referral_id: int, slot_id: int, actor: str, override: bool
+) -> int:
+    """A booked appointment; returns its id."""
+    appointment_id: int = await connection.fetchval(
+        "INSERT INTO appointments (referral_id, slot_id, status, booked_by, is_override)"
+        " VALUES ($1, $2, 'booked', $3, $4) RETURNING id",
+        referral_id,
+        slot_id,
+        actor,
+        override,
+    )
+    return appointment_id
+
+
+async def set_slot_status(
+    connection: Connection,
+    slot_id: int,
+    status: str,
+    hold_minutes: int | None = None,
+    held_for: int | None = None,
+) -> None:
+    """Set a slot's FHIR status; a hold (busy-tentative) gets an expiry and its referral."""
+    await connection.execute(
+        "UPDATE slots SET status = $2, version = version + 1,"
+        " hold_expires_at = CASE WHEN $3::int IS NULL THEN NULL"
+        " ELSE now() + make_interval(mins => $3::int) END, held_for_referral_id = $4"
+        " WHERE id = $1",
+        slot_id,
+        status,
+        hold_minutes,
+        held_for,
+    )
+
+
+async def set_referral_status(connection: Connection, referral_id: int, status: str) -> None:
+    """Move a referral to a status (the domain has checked the transition)."""
+    await connection.execute(
+        "UPDATE referrals SET status = $2, version = version + 1, updated_at = now() WHERE id = $1",
+        referral_id,
+        status,
+    )
+
+
+async def cancel_appointment_row(connection: Connection, appointment_id: int, reason: str) -> None:
+    """Mark an appointment cancelled with its reason."""
+    await connection.execute(
+        "UPDATE appointments SET status = 'cancelled', cancellation_reason = $2,"
+        " version = version + 1 WHERE id = $1",
+        appointment_id,
+        reason,
+    )
+
+
+async def claim_idempotency_key(
+    connection: Connection, key: str, actor: str, operation: str, request_hash: str
+) -> bool:
+    """Claim a key for this transaction; False when another transaction already committed it
+    (a concurrent claim waits for the first transaction to finish)."""
+    claimed = await connection.fetchval(
+        "INSERT INTO idempotency_keys (key, actor, operation, request_hash, response)"
+        " VALUES ($1, $2, $3, $4, 'null') ON CONFLICT (key) DO NOTHING RETURNING true",
+        key,
+        actor,
+        operation,
+        request_hash,
+    )
+    return bool(claimed)
+
+
+async def stored_response(connection: Connection, key: str) -> asyncpg.Record:
+    """What was recorded under a key: the request's hash and the response."""
+    row: asyncpg.Record | None = await connection.fetchrow(
+        "SELECT request_hash, response FROM idempotency_keys WHERE key = $1", key
+    )
+    assert row is not None  # only asked after the key was found taken
+    return row
+
+
+async def store_response(connection: Connection, key: str, response: Any) -> None:
+    """Record the response given under a key."""
+    await connection.execute(
+        "UPDATE idempotency_keys SET response = $2 WHERE key = $1", key, response
+    )
+
+
+async def audit(
+    connection: Connection,
+    actor: str,
+    role: str,
+    operation: str,
+    record_type: str,
+    record_id: int,
+    detail: Any = None,
+) -> None:
+    """One audit event, in the caller's transaction."""
+    await connection.execute(
+        "INSERT INTO audit_events (actor, actor_role, operation, record_type, record_id, detail)"
+        " VALUES ($1, $2, $3, $4, $5, $6)",
+        actor,
+        role,
+        operation,
+        record_type,
+        record_id,
+        detail,
+    )
