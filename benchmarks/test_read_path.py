@@ -18,8 +18,11 @@ from graphql import get_operation_ast
 from graphql.execution.values import get_variable_values
 from pytest_benchmark.fixture import BenchmarkFixture
 
+from care_graph.api.args import RequestValues
+from care_graph.api.policy import policy_for
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
+from care_graph.auth import Role, Viewer
 from care_graph.db.pool import OneConnection, connect
 from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
@@ -39,6 +42,7 @@ query Worklist($first: Int!) {
 }
 """
 VARIABLES = {"first": 50}
+VIEWER = Viewer("bench", Role.SCHEDULER)
 
 
 @pytest.fixture(scope="module")
@@ -56,8 +60,10 @@ async def _time_path(url: str, compiled: bool, requests: int) -> tuple[float, fl
 
         async def run() -> bytes:
             if compiled:
-                return await service.execute(OneConnection(connection), WORKLIST, VARIABLES, None)
-            return await service.execute_resolved(connection, WORKLIST, VARIABLES, None)
+                return await service.execute(
+                    OneConnection(connection), WORKLIST, VARIABLES, None, VIEWER
+                )
+            return await service.execute_resolved(connection, WORKLIST, VARIABLES, None, VIEWER)
 
         body = await run()  # warm caches and prepared statements
         assert b'"errors"' not in body, body[:500]
@@ -94,7 +100,7 @@ def _compile_once(service: GraphQLService) -> Any:
         service.graphql_schema, operation.variable_definitions or (), VARIABLES
     )
     assert not isinstance(variables, list)
-    return service.compiler.compile(prepared.document, operation, variables)
+    return service.compiler.compile(prepared.document, operation, variables, policy_for(VIEWER))
 
 
 def test_compile_uncached(benchmark: BenchmarkFixture, report: list[str]) -> None:
@@ -132,9 +138,9 @@ def test_compile_cached(benchmark: BenchmarkFixture, report: list[str]) -> None:
         key = (WORKLIST, None, ())
         plan = service._plans.get(key)
         if plan is None:
-            plan = service.compiler.compile(document, operation, variables)
+            plan = service.compiler.compile(document, operation, variables, policy_for(VIEWER))
             service._plans.put(key, plan)
-        return plan.values(variables)
+        return plan.values(RequestValues(variables, VIEWER))
 
     values = benchmark(cached)
     assert 50 in values

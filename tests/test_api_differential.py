@@ -29,9 +29,11 @@ from graphql import (
 
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
+from care_graph.auth import Role, Viewer
 from care_graph.db.pool import OneConnection, connect
 
 CORPUS_SIZE = 240
+VIEWER = Viewer("tester", Role.SCHEDULER)  # sees every row: the corpus tests the compiler
 SCHEMA = build_schema()._schema
 SOON = (date.today() + timedelta(days=5)).isoformat()
 
@@ -264,9 +266,11 @@ async def both_paths(
     variables: dict[str, Any],
 ) -> tuple[Any, Any]:
     compiled = orjson.loads(
-        await service.execute(OneConnection(connection), query, variables, None)
+        await service.execute(OneConnection(connection), query, variables, None, VIEWER)
     )
-    resolved = orjson.loads(await service.execute_resolved(connection, query, variables, None))
+    resolved = orjson.loads(
+        await service.execute_resolved(connection, query, variables, None, VIEWER)
+    )
     assert "errors" not in compiled, (query, variables, compiled)
     assert "errors" not in resolved, (query, variables, resolved)
     return compiled["data"], resolved["data"]
@@ -318,6 +322,7 @@ async def test_backward_pages_mirror_forward_pages(
             "{ referrals(first: 6) { nodes { id } pageInfo { endCursor } } }",
             None,
             None,
+            VIEWER,
         )
     )
     ids = [node["id"] for node in forward["data"]["referrals"]["nodes"]]
@@ -337,7 +342,11 @@ async def test_node_lookups_agree(service: GraphQLService, api: asyncpg.Connecti
     for root in ("referrals", "slots", "patients", "staff", "sites", "services", "appointments"):
         found = orjson.loads(
             await service.execute(
-                OneConnection(api), f"{{ {root}(first: 2) {{ nodes {{ id }} }} }}", None, None
+                OneConnection(api),
+                f"{{ {root}(first: 2) {{ nodes {{ id }} }} }}",
+                None,
+                None,
+                VIEWER,
             )
         )
         ids += [node["id"] for node in found["data"][root]["nodes"]]

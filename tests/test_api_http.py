@@ -21,7 +21,10 @@ from graphql import (
 from care_graph.api.lists import MAX_PAGE_SIZE
 from care_graph.api.schema import schema_sdl
 from care_graph.app import create_app
+from care_graph.auth import DEVELOPMENT_SECRET
 from care_graph.config import Settings
+from care_graph.errors import CareGraphError
+from care_graph.testing import bearer
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -30,7 +33,9 @@ async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     app = create_app(settings)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=bearer()
+        ) as client:
             yield client
 
 
@@ -86,7 +91,8 @@ async def test_graphiql_in_development(client: httpx.AsyncClient) -> None:
     assert "graphiql" in response.text.lower()
 
 
-async def test_no_graphiql_in_production(api_url: str) -> None:
+async def test_no_graphiql_in_production(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARE_GRAPH_JWT_SECRET", DEVELOPMENT_SECRET)  # production needs a key
     async for client in client_for(settings_for(api_url, development=False)):
         response = await client.get("/graphql")
         assert response.status_code == 405
@@ -255,3 +261,12 @@ async def test_schema_file_is_what_the_server_serves(client: httpx.AsyncClient) 
 async def test_typename_needs_no_database(client: httpx.AsyncClient) -> None:
     body = await post(client, "{ a: __typename __typename }")
     assert body == {"data": {"a": "Query", "__typename": "Query"}}
+
+
+def test_production_refuses_to_start_without_a_key(
+    api_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CARE_GRAPH_JWT_SECRET", raising=False)
+    monkeypatch.delenv("CARE_GRAPH_JWT_PUBLIC_KEY_FILE", raising=False)
+    with pytest.raises(CareGraphError, match="set CARE_GRAPH_JWT_SECRET"):
+        create_app(settings_for(api_url, development=False))

@@ -16,7 +16,7 @@ from care_graph.api.ids import encode_global_id
 from care_graph.app import create_app
 from care_graph.config import Settings
 from care_graph.db.pool import connect
-from care_graph.testing import DatabaseFactory
+from care_graph.testing import DatabaseFactory, bearer
 
 SLOTS = 100
 REFERRALS = 1000
@@ -88,7 +88,7 @@ async def client(world_url: str) -> AsyncIterator[httpx.AsyncClient]:
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", timeout=120
+            transport=transport, base_url="http://test", timeout=120, headers=bearer()
         ) as client:
             yield client
 

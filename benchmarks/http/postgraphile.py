@@ -172,7 +172,13 @@ def main() -> None:
                     "warning",
                     "--no-access-log",
                 ],
-                env={**os.environ, "DATABASE_URL": url, "CARE_GRAPH_POOL_MAX": "10"},
+                env={
+                    **os.environ,
+                    "DATABASE_URL": url,
+                    "CARE_GRAPH_POOL_MAX": "10",
+                    # wrk sends no token: stand in a scheduler (development only)
+                    "CARE_GRAPH_ANONYMOUS_ROLE": "scheduler",
+                },
             )
             servers.append(ours)
             harness = args.peers_dir / "graphql"

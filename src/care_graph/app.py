@@ -15,6 +15,7 @@ from starlette.routing import Route
 from care_graph.api.http import graphql
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
+from care_graph.auth import TokenSettings
 from care_graph.config import Settings
 from care_graph.db.migrate import current_version, latest_version
 from care_graph.db.pool import create_pool
@@ -82,5 +83,6 @@ def create_app(settings: Settings | None = None) -> Starlette:
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = config
+    app.state.tokens = TokenSettings.from_environment(development=config.development)
     app.state.graphql = GraphQLService(build_schema(), introspection=config.introspection)
     return app

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from care_graph import __version__
+from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.config import Settings
 from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate, reset_schema
@@ -179,6 +180,33 @@ def schema() -> None:
     from care_graph.api.schema import schema_sdl
 
     click.echo(schema_sdl(), nl=False)
+
+
+@cli.command()
+@click.option(
+    "--role",
+    type=click.Choice([str(role) for role in Role]),
+    required=True,
+    help="What the token's holder may do.",
+)
+@click.option("--subject", required=True, help="Who holds it (a referrer's subject, a user id).")
+@click.option("--patient", type=click.IntRange(min=1), help="For --role patient: their record id.")
+@click.option(
+    "--ttl",
+    default=3600,
+    show_default=True,
+    type=click.IntRange(60, 86_400 * 30),
+    help="Seconds until it expires.",
+)
+def token(role: str, subject: str, patient: int | None, ttl: int) -> None:
+    """Mint a development bearer token (needs the development shared secret)."""
+    settings = Settings.from_environment()
+    if Role(role) is Role.PATIENT and patient is None:
+        raise click.UsageError("a patient token needs --patient")
+    tokens = TokenSettings.from_environment(development=settings.development)
+    click.echo(
+        mint_token(tokens, role=Role(role), subject=subject, patient_id=patient, ttl_seconds=ttl)
+    )
 
 
 @cli.group()

@@ -24,6 +24,7 @@ class Settings:
     pool_max_size: int
     development: bool
     introspection: bool
+    anonymous_role: str | None
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -38,6 +39,7 @@ class Settings:
             pool_max_size=_int_from_env("CARE_GRAPH_POOL_MAX", 10),
             development=development,
             introspection=_flag_from_env("CARE_GRAPH_INTROSPECTION", default=development),
+            anonymous_role=os.environ.get("CARE_GRAPH_ANONYMOUS_ROLE") or None,
         )
 
 

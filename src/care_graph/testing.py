@@ -14,6 +14,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
+from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate
 from care_graph.db.pool import connect
@@ -91,3 +92,12 @@ async def _prepare(url: str, scale: Scale | None, anchor: date) -> None:
             await load(connection, generate(scale, seed=TEST_SEED, anchor=anchor))
     finally:
         await connection.close()
+
+
+def bearer(
+    role: Role = Role.SCHEDULER, subject: str = "tester", patient_id: int | None = None
+) -> dict[str, str]:
+    """An Authorization header with a development token for this role."""
+    settings = TokenSettings.from_environment(development=True)
+    token = mint_token(settings, role=role, subject=subject, patient_id=patient_id)
+    return {"Authorization": f"Bearer {token}"}

@@ -14,8 +14,19 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-Variables = Any  # a request's coerced variables (graphql-core VariableValues), or {}
-Getter = Callable[[Variables], Any]
+from care_graph.auth import Viewer
+
+
+@dataclass(frozen=True, slots=True)
+class RequestValues:
+    """What parameters are computed from: a request's coerced variables (graphql-core's
+    VariableValues, or {} on the resolver path) and the verified viewer."""
+
+    variables: Any
+    viewer: Viewer
+
+
+Getter = Callable[[RequestValues], Any]
 
 _CAMEL = re.compile(r"(?<!^)(?=[A-Z])")
 
@@ -45,14 +56,14 @@ class Arg:
     def constant(cls, value: Any) -> Arg:
         """An argument whose value never changes (the resolver path's arguments)."""
         value = plain(value)
-        return cls(value, lambda _variables: value)
+        return cls(value, lambda _request: value)
 
     def field(self, name: str) -> Arg:
         """The named field of an input-object argument (None where it is absent)."""
         parent = self.getter
         return Arg(
             (self.value or {}).get(name),
-            lambda variables: (parent(variables) or {}).get(name),
+            lambda request: (parent(request) or {}).get(name),
         )
 
     @property
@@ -73,9 +84,9 @@ class Params:
             self.getters.append(arg.getter)
         else:
             getter = arg.getter
-            self.getters.append(lambda variables: convert(getter(variables)))
+            self.getters.append(lambda request: convert(getter(request)))
         return f"${len(self.getters)}"
 
-    def values(self, variables: Variables) -> list[Any]:
+    def values(self, request: RequestValues) -> list[Any]:
         """Every parameter's value for one request."""
-        return [getter(variables) for getter in self.getters]
+        return [getter(request) for getter in self.getters]

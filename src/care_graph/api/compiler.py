@@ -37,11 +37,12 @@ from graphql.execution.collect_fields import (
 )
 from graphql.execution.values import VariableValues, get_argument_values
 
-from care_graph.api.args import Arg, Params, plain
+from care_graph.api.args import Arg, Params, RequestValues, plain
 from care_graph.api.catalog import Catalog, TypeEntry
 from care_graph.api.declare import Column, Computed, Nested, Root, ToOne
 from care_graph.api.ids import decode_global_id
 from care_graph.api.lists import ListSpec, build_page, count_sql
+from care_graph.api.policy import Policy
 
 _MAX_KEYS = 50  # json_build_object takes at most 100 arguments
 
@@ -59,9 +60,9 @@ class Plan:
     params: Params
     static: bytes | None = None
 
-    def values(self, variables: VariableValues) -> list[Any]:
-        """The bind parameters for one request's variables."""
-        return self.params.values(variables)
+    def values(self, request: RequestValues) -> list[Any]:
+        """The bind parameters for one request's variables and viewer."""
+        return self.params.values(request)
 
 
 def shape_of(variables: VariableValues) -> Any:
@@ -94,12 +95,17 @@ class Compiler:
         self.catalog = catalog
 
     def compile(
-        self, document: DocumentNode, operation: OperationDefinitionNode, variables: VariableValues
+        self,
+        document: DocumentNode,
+        operation: OperationDefinitionNode,
+        variables: VariableValues,
+        policy: Policy,
     ) -> Plan:
-        """Compile one query operation; raises NotCompilable or an ApiError."""
+        """Compile one query operation under a role's policy; raises NotCompilable or an
+        ApiError."""
         if operation.operation.value != "query":
             raise NotCompilable("only queries are compiled")
-        return _Compilation(self, document, operation, variables).run()
+        return _Compilation(self, document, operation, variables, policy).run()
 
 
 class _Compilation:
@@ -111,7 +117,9 @@ class _Compilation:
         document: DocumentNode,
         operation: OperationDefinitionNode,
         variables: VariableValues,
+        policy: Policy,
     ) -> None:
+        self.policy = policy
         self.schema = compiler.schema
         self.catalog = compiler.catalog
         self.operation = operation
@@ -158,8 +166,10 @@ class _Compilation:
     def arguments(self, field: GraphQLField, details: FieldDetailsList) -> dict[str, Arg]:
         node = details[0].node
 
-        def getter_for(name: str) -> Callable[[VariableValues], Any]:
-            return lambda variables: plain(get_argument_values(field, node, variables).get(name))
+        def getter_for(name: str) -> Callable[[RequestValues], Any]:
+            return lambda request: plain(
+                get_argument_values(field, node, request.variables).get(name)
+            )
 
         current = get_argument_values(field, node, self.variables)
         return {
@@ -201,9 +211,13 @@ class _Compilation:
         if isinstance(declaration, ToOne):
             target = self.catalog.types[declaration.target]
             inner = self.alias("o")
+            where = f"{inner}.id = {declaration.key_sql.format(t=alias)}"
+            visible = self.policy.condition(target.name, inner, self.params)
+            if visible is not None:
+                where += f" AND {visible}"
             return (
                 f"(SELECT {self.object_json(target, inner, details)} FROM {target.table}"
-                f" {inner} WHERE {inner}.id = {declaration.key_sql.format(t=alias)})"
+                f" {inner} WHERE {where})"
             )
         if isinstance(declaration, Nested):
             return self.connection(declaration.spec, field, details, alias)
@@ -219,7 +233,7 @@ class _Compilation:
     ) -> str:
         args = self.arguments(field, details)
         alias = self.alias("t")
-        page = build_page(spec, args, self.params, alias, parent_alias)
+        page = build_page(spec, args, self.params, alias, parent_alias, self.policy)
         size = page.size_placeholder
         rows = self.alias("pg")
         output_order = f"{rows}.n {'ASC' if page.forward else 'DESC'}"
@@ -309,7 +323,12 @@ class _Compilation:
                 pairs.append((key, _json_object(info_pairs)))
             elif name == "totalCount":
                 pairs.append(
-                    (key, count_sql(spec, args, self.params, self.alias("c"), parent_alias))
+                    (
+                        key,
+                        count_sql(
+                            spec, args, self.params, self.alias("c"), parent_alias, self.policy
+                        ),
+                    )
                 )
             else:
                 raise NotCompilable(f"connection field {name}")
@@ -333,9 +352,13 @@ class _Compilation:
         cases = []
         for entry in self.catalog.types.values():
             inner = self.alias("o")
+            where = f"{inner}.id = i.key"
+            visible = self.policy.condition(entry.name, inner, self.params)
+            if visible is not None:
+                where += f" AND {visible}"
             cases.append(
                 f"WHEN '{entry.name}' THEN (SELECT {self.object_json(entry, inner, details)}"
-                f" FROM {entry.table} {inner} WHERE {inner}.id = i.key)"
+                f" FROM {entry.table} {inner} WHERE {where})"
             )
         case = f"CASE i.type_name {' '.join(cases)} END"
         source = (

@@ -11,8 +11,10 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from strawberry.http.ides import get_graphql_ide_html
 
-from care_graph.api.errors import ApiError, ApiErrorCode
+from care_graph.api.errors import ApiError, ApiErrorCode, logger
 from care_graph.api.service import GraphQLService, error_response
+from care_graph.auth import Role, Unauthenticated, Viewer, verify
+from care_graph.config import Settings
 
 JSON = "application/json"
 
@@ -44,6 +46,38 @@ async def graphql(request: Request) -> Response:
         return _bad_request('"variables" must be a JSON object')
     if operation_name is not None and not isinstance(operation_name, str):
         return _bad_request('"operationName" must be a string')
+    viewer = authenticate(request)
+    if viewer is None:
+        return Response(
+            UNAUTHENTICATED,
+            status_code=401,
+            media_type=JSON,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     pool: asyncpg.Pool[Any] = request.app.state.pool
-    result = await service.execute(pool, body["query"], variables, operation_name)
+    result = await service.execute(pool, body["query"], variables, operation_name, viewer)
     return Response(result, media_type=JSON)
+
+
+UNAUTHENTICATED = error_response(
+    [ApiError(ApiErrorCode.UNAUTHENTICATED, "authentication required")]
+)
+
+
+def authenticate(request: Request) -> Viewer | None:
+    """The caller a bearer token proves; None for a missing or bad one (the reason is logged,
+    never told). In development a configured anonymous role stands in for a missing token."""
+    header = request.headers.get("authorization")
+    settings: Settings = request.app.state.settings
+    if header is None:
+        if settings.development and settings.anonymous_role:
+            return Viewer("anonymous", Role(settings.anonymous_role))
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return verify(token.strip(), request.app.state.tokens)
+    except Unauthenticated as error:
+        logger.info("refused a token: %s", error)
+        return None

@@ -15,6 +15,7 @@ from typing import Any
 from care_graph.api.args import Arg, Params
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.api.ids import decode_cursor, decode_global_id
+from care_graph.api.policy import Policy
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -87,7 +88,12 @@ def page_size(value: Any) -> int:
 
 
 def build_page(
-    spec: ListSpec, args: dict[str, Arg], params: Params, alias: str, parent_alias: str | None
+    spec: ListSpec,
+    args: dict[str, Arg],
+    params: Params,
+    alias: str,
+    parent_alias: str | None,
+    policy: Policy,
 ) -> Page:
     """The SQL of one page of ``spec`` for these arguments, rows aliased ``alias``."""
     first, last = args.get("first"), args.get("last")
@@ -112,6 +118,9 @@ def build_page(
     conditions = []
     if spec.join is not None:
         conditions.append(spec.join.format(t=alias, p=parent_alias))
+    visible = policy.condition(spec.type_name, alias, params)
+    if visible is not None:
+        conditions.append(visible)
     filter_arg = args.get("filter")
     if spec.filters is not None and filter_arg is not None and filter_arg.is_set:
         conditions.extend(spec.filters(filter_arg, params, alias))
@@ -147,13 +156,21 @@ def build_page(
 
 
 def count_sql(
-    spec: ListSpec, args: dict[str, Arg], params: Params, alias: str, parent_alias: str | None
+    spec: ListSpec,
+    args: dict[str, Arg],
+    params: Params,
+    alias: str,
+    parent_alias: str | None,
+    policy: Policy,
 ) -> str:
     """SQL counting every row of the list under its filters (no paging): totalCount."""
     conditions = []
     condition = spec.condition(alias, parent_alias)
     if condition is not None:
         conditions.append(condition)
+    visible = policy.condition(spec.type_name, alias, params)
+    if visible is not None:
+        conditions.append(visible)
     filter_arg = args.get("filter")
     if spec.filters is not None and filter_arg is not None and filter_arg.is_set:
         conditions.extend(spec.filters(filter_arg, params, alias))

@@ -10,8 +10,10 @@ from care_graph.api.types import Appointment, Slot
 from care_graph.domain import booking
 from care_graph.errors import CareGraphError, ErrorCode
 
-# Until authentication lands, every caller acts as one development scheduler.
-DEVELOPMENT_ACTOR = booking.Actor(subject="development", role="scheduler")
+
+def _actor(info: strawberry.Info) -> booking.Actor:
+    viewer = info.context.viewer
+    return booking.Actor(viewer.subject, str(viewer.role), viewer.patient_id)
 
 
 def _key(global_id: strawberry.ID, type_name: str) -> int:
@@ -68,7 +70,7 @@ class Mutation:
             info.context.loaders.connection,
             referral_id=_key(input.referral_id, "Referral"),
             slot_id=_key(input.slot_id, "Slot"),
-            actor=DEVELOPMENT_ACTOR,
+            actor=_actor(info),
             idempotency_key=input.idempotency_key,
         )
         appointment = await info.context.loaders.node("Appointment", appointment_id)
@@ -81,7 +83,7 @@ class Mutation:
             info.context.loaders.connection,
             referral_id=_key(input.referral_id, "Referral"),
             slot_id=slot_id,
-            actor=DEVELOPMENT_ACTOR,
+            actor=_actor(info),
             minutes=input.minutes,
         )
         return HoldSlotPayload(slot=await info.context.loaders.node("Slot", slot_id))
@@ -95,7 +97,7 @@ class Mutation:
             info.context.loaders.connection,
             appointment_id=appointment_id,
             reason=input.reason,
-            actor=DEVELOPMENT_ACTOR,
+            actor=_actor(info),
         )
         appointment = await info.context.loaders.node("Appointment", appointment_id)
         return CancelAppointmentPayload(appointment=appointment)

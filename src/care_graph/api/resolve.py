@@ -20,12 +20,14 @@ import orjson
 import strawberry
 from strawberry.dataloader import DataLoader
 
-from care_graph.api.args import Arg, Params, plain
+from care_graph.api.args import Arg, Params, RequestValues, plain
 from care_graph.api.catalog import Catalog, TypeEntry
 from care_graph.api.declare import Computed
 from care_graph.api.ids import decode_global_id
 from care_graph.api.lists import ListSpec, build_page, count_sql
+from care_graph.api.policy import policy_for
 from care_graph.api.types import NODE_CLASSES, PageInfo
+from care_graph.auth import Viewer
 from care_graph.db.pool import Connection
 
 
@@ -56,9 +58,12 @@ def _frozen(value: Any) -> Any:
 class Loaders:
     """The data loaders of one request, made fresh per request so nothing leaks between them."""
 
-    def __init__(self, connection: Connection, catalog: Catalog) -> None:
+    def __init__(self, connection: Connection, catalog: Catalog, viewer: Viewer) -> None:
         self.connection = connection
         self.catalog = catalog
+        self.viewer = viewer
+        self.policy = policy_for(viewer)
+        self.request = RequestValues({}, viewer)
         self._loaders: dict[Any, DataLoader[Any, Any]] = {}
         self._lock = asyncio.Lock()  # loaders of one request share one connection
 
@@ -89,9 +94,14 @@ class Loaders:
         return list(await loader.load_many(keys))
 
     async def _load_nodes(self, entry: TypeEntry, keys: list[int]) -> list[Any]:
+        params = Params()
+        visible = self.policy.condition(entry.name, "t", params)
+        values = params.values(self.request)
+        where = f"t.id = ANY(${len(values) + 1}::bigint[])"
+        if visible is not None:
+            where += f" AND {visible}"
         rows = await self._fetch(
-            f"SELECT {entry.row_sql('t')} FROM {entry.table} t WHERE t.id = ANY($1::bigint[])",
-            keys,
+            f"SELECT {entry.row_sql('t')} FROM {entry.table} t WHERE {where}", *values, keys
         )
         cls = NODE_CLASSES[entry.name]
         by_key = {row["__pk"]: cls(row=dict(row)) for row in rows}
@@ -134,13 +144,13 @@ class Loaders:
         self, spec: ListSpec, parent_table: str | None, args: dict[str, Arg], parents: list[int]
     ) -> list[Any]:
         params = Params()
-        page = build_page(spec, args, params, "c", "p" if parent_table else None)
+        page = build_page(spec, args, params, "c", "p" if parent_table else None, self.policy)
         order = page.order_limit.split(" LIMIT ")[0]
         inner = (
             f"SELECT c.id, {page.cursor_sql} AS cursor,"
             f" row_number() OVER ({order}) AS n {page.from_where} {page.order_limit}"
         )
-        values = params.values({})
+        values = params.values(self.request)
         if parent_table is None:
             rows = await self._fetch(f"SELECT 0 AS parent, x.* FROM ({inner}) x", *values)
         else:
@@ -167,8 +177,8 @@ class Loaders:
         self, spec: ListSpec, parent_table: str | None, args: dict[str, Arg], parents: list[int]
     ) -> list[int]:
         params = Params()
-        counted = count_sql(spec, args, params, "c", "p" if parent_table else None)
-        values = params.values({})
+        counted = count_sql(spec, args, params, "c", "p" if parent_table else None, self.policy)
+        values = params.values(self.request)
         if parent_table is None:
             rows = await self._fetch(f"SELECT {counted} AS total", *values)
             return [int(rows[0]["total"])]
@@ -199,7 +209,7 @@ class Loaders:
         params = Params()
         placeholders = {name: params.add(Arg.constant(value)) for name, value in arguments.items()}
         expression = declaration.sql.format(t="t", **placeholders)
-        values = params.values({})
+        values = params.values(self.request)
         rows = await self._fetch(
             f"SELECT t.id, {expression} AS value FROM {entry.table} t"
             f" WHERE t.id = ANY(${len(values) + 1}::bigint[])",

@@ -23,11 +23,14 @@ from graphql import (
 from graphql.execution.values import get_variable_values
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
+from care_graph.api.args import RequestValues
 from care_graph.api.catalog import Catalog
 from care_graph.api.compiler import Compiler, NotCompilable, Plan, shape_of
 from care_graph.api.errors import ApiError, ApiErrorCode, client_error
 from care_graph.api.limits import Limits, check_limits
+from care_graph.api.policy import policy_for
 from care_graph.api.resolve import Loaders
+from care_graph.auth import Viewer
 from care_graph.db.pool import Connection, ConnectionSource
 
 K = TypeVar("K")
@@ -59,6 +62,7 @@ class RequestContext:
     """What resolvers see as ``info.context``."""
 
     loaders: Loaders
+    viewer: Viewer
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +141,7 @@ class GraphQLService:
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
+        viewer: Viewer,
     ) -> bytes:
         """Run one request and return the response body; a connection is borrowed from
         ``database`` only for as long as the request needs one (``{ __typename }`` does not)."""
@@ -157,12 +162,12 @@ class GraphQLService:
             )
         if self._not_compilable.get((query, operation_name)) is None:
             compiled = await self._execute_compiled(
-                database, query, prepared.document, operation, variables, operation_name
+                database, query, prepared.document, operation, variables, operation_name, viewer
             )
             if compiled is not None:
                 return compiled
         async with database.acquire() as connection:
-            return await self.execute_resolved(connection, query, variables, operation_name)
+            return await self.execute_resolved(connection, query, variables, operation_name, viewer)
 
     async def _execute_compiled(
         self,
@@ -172,6 +177,7 @@ class GraphQLService:
         operation: OperationDefinitionNode,
         variables: dict[str, Any] | None,
         operation_name: str | None,
+        viewer: Viewer,
     ) -> bytes | None:
         coerced = get_variable_values(
             self.graphql_schema, operation.variable_definitions or (), variables or {}
@@ -180,13 +186,13 @@ class GraphQLService:
             return error_response(
                 [ApiError(ApiErrorCode.BAD_USER_INPUT, error.message) for error in coerced]
             )
-        key = (query, operation_name, shape_of(coerced))
+        key = (query, operation_name, viewer.role, shape_of(coerced))
         try:
             plan = self._plans.get(key)
             if plan is None:
-                plan = self.compiler.compile(document, operation, coerced)
+                plan = self.compiler.compile(document, operation, coerced, policy_for(viewer))
                 self._plans.put(key, plan)
-            values = plan.values(coerced)
+            values = plan.values(RequestValues(coerced, viewer))
         except NotCompilable:
             self._not_compilable.put((query, operation_name), True)
             return None
@@ -207,9 +213,10 @@ class GraphQLService:
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
+        viewer: Viewer,
     ) -> bytes:
         """Run one request on the resolver path only (the compiler's oracle in tests)."""
-        context = RequestContext(Loaders(connection, self.catalog))
+        context = RequestContext(Loaders(connection, self.catalog, viewer), viewer)
         result = await self.schema.execute(
             query, variable_values=variables, context_value=context, operation_name=operation_name
         )

@@ -41,6 +41,7 @@ class Actor:
 
     subject: str
     role: str
+    patient_id: int | None = None  # set for patients: they act only on their own records
 
 
 async def _in_transaction(connection: Connection, work: Callable[[], Awaitable[T]]) -> T:
@@ -67,11 +68,23 @@ async def _in_transaction(connection: Connection, work: Callable[[], Awaitable[T
     )
 
 
+def _may_act_for(actor: Actor, referral: asyncpg.Record) -> bool:
+    """Patients act only on their own referrals; another patient's reads as absent."""
+    return actor.patient_id is None or referral["patient_id"] == actor.patient_id
+
+
+def _check_may_book(actor: Actor) -> None:
+    if actor.role == "referrer":
+        raise CareGraphError(
+            ErrorCode.FORBIDDEN, "referrers refer; booking is for patients and booking staff"
+        )
+
+
 async def _locked_referral_and_slot(
-    connection: Connection, referral_id: int, slot_id: int
+    connection: Connection, referral_id: int, slot_id: int, actor: Actor
 ) -> tuple[asyncpg.Record, asyncpg.Record]:
     referral = await store.lock_referral(connection, referral_id)
-    if referral is None:
+    if referral is None or not _may_act_for(actor, referral):
         raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
     slot = await store.lock_slot(connection, slot_id)
     if slot is None:
@@ -122,6 +135,7 @@ async def book_appointment(
     With an idempotency key, a retry with the same input returns the first booking and books
     nothing new; the same key with other input is refused (IDEMPOTENCY_KEY_REUSED).
     """
+    _check_may_book(actor)
     if override and actor.role != "admin":
         raise CareGraphError(ErrorCode.FORBIDDEN, "only an administrator may override")
     request_hash = _request_hash("bookAppointment", referral_id, slot_id, override)
@@ -138,7 +152,7 @@ async def book_appointment(
                 )
             appointment: int = earlier["response"]["appointment_id"]
             return appointment
-        referral, slot = await _locked_referral_and_slot(connection, referral_id, slot_id)
+        referral, slot = await _locked_referral_and_slot(connection, referral_id, slot_id, actor)
         check_transition(referral["status"], ReferralStatus.BOOKED)
         _check_bookable(slot, referral_id, override)
         appointment_id = await store.insert_appointment(
@@ -168,13 +182,14 @@ async def hold_slot(
     connection: Connection, *, referral_id: int, slot_id: int, actor: Actor, minutes: int = 10
 ) -> None:
     """Hold a free slot for a waiting referral for a few minutes (busy-tentative)."""
+    _check_may_book(actor)
     if not 1 <= minutes <= MAX_HOLD_MINUTES:
         raise CareGraphError(
             ErrorCode.INVALID_ARGUMENT, f"a hold lasts from 1 to {MAX_HOLD_MINUTES} minutes"
         )
 
     async def hold() -> None:
-        referral, slot = await _locked_referral_and_slot(connection, referral_id, slot_id)
+        referral, slot = await _locked_referral_and_slot(connection, referral_id, slot_id, actor)
         check_transition(referral["status"], ReferralStatus.BOOKED)
         _check_bookable(slot, referral_id, override=False)
         await store.set_slot_status(connection, slot_id, "busy-tentative", minutes, referral_id)
@@ -195,6 +210,7 @@ async def cancel_appointment(
     connection: Connection, *, appointment_id: int, reason: str, actor: Actor
 ) -> None:
     """Cancel a booking: the slot is free again and the referral waits again."""
+    _check_may_book(actor)
     if reason not in CANCELLATION_REASONS:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown cancellation reason {reason!r}")
 
@@ -203,7 +219,8 @@ async def cancel_appointment(
         if found is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
         referral = await store.lock_referral(connection, found["referral_id"])
-        assert referral is not None  # a foreign key guarantees it
+        if referral is None or not _may_act_for(actor, referral):
+            raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
         await store.lock_slot(connection, found["slot_id"])
         appointment = await store.relock_appointment(connection, appointment_id)
         if appointment["status"] not in ("booked", "pending"):

@@ -1,0 +1,57 @@
+"""Who sees which rows, declared once per role and type, and enforced in the SQL that reads them
+(the compiled statement and the resolver path's loaders alike): a row the viewer may not see is
+simply not there, so a forbidden record reads as not found.
+
+Clinicians, schedulers and administrators see every row; services, sites, staff, rosters and
+slots are visible to every authenticated caller, because patients search them to book.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from care_graph.api.args import Arg, Params
+from care_graph.auth import Role, Viewer
+
+_OWN_PATIENT = "{patient}::bigint"
+_OWN_REFERRALS = "{subject}::text"
+
+ROW_FILTERS: dict[Role, dict[str, str]] = {
+    Role.PATIENT: {
+        "Patient": f"{{t}}.id = {_OWN_PATIENT}",
+        "Referral": f"{{t}}.patient_id = {_OWN_PATIENT}",
+        "Appointment": "{t}.referral_id IN (SELECT id FROM referrals"
+        f" WHERE patient_id = {_OWN_PATIENT})",
+    },
+    Role.REFERRER: {
+        "Patient": "EXISTS (SELECT 1 FROM referrals own WHERE own.patient_id = {t}.id"
+        f" AND own.referrer_subject = {_OWN_REFERRALS})",
+        "Referral": f"{{t}}.referrer_subject = {_OWN_REFERRALS}",
+        "Appointment": "{t}.referral_id IN (SELECT id FROM referrals"
+        f" WHERE referrer_subject = {_OWN_REFERRALS})",
+    },
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Row filters for one role; the viewer's own values are bind parameters."""
+
+    role: Role
+
+    def condition(self, type_name: str, alias: str, params: Params) -> str | None:
+        """The SQL a row of ``type_name`` (aliased ``alias``) must meet, or None for all rows."""
+        template = ROW_FILTERS.get(self.role, {}).get(type_name)
+        if template is None:
+            return None
+        values = {}
+        if "{patient}" in template:
+            values["patient"] = params.add(Arg(None, lambda request: request.viewer.patient_id))
+        if "{subject}" in template:
+            values["subject"] = params.add(Arg(None, lambda request: request.viewer.subject))
+        return template.format(t=alias, **values)
+
+
+def policy_for(viewer: Viewer) -> Policy:
+    """The policy that applies to a viewer."""
+    return Policy(viewer.role)
