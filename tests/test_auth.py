@@ -245,3 +245,27 @@ async def test_who_may_book(
             await connection.close()
     else:
         assert body["errors"][0]["extensions"]["code"] == expected
+
+
+@pytest.mark.parametrize("path", ["compiled", "resolver"])
+async def test_reading_a_patient_leaves_an_audit_event(
+    client: httpx.AsyncClient, world_url: str, path: str
+) -> None:
+    # introspection in the same document sends a request down the resolver path
+    extra = " __schema { queryType { name } }" if path == "resolver" else ""
+    query = "query { patients { nodes { nhsNumber } } services { nodes { code } }" + extra + " }"
+    connection = await connect(world_url)
+    try:
+        await connection.execute("DELETE FROM audit_events")
+        response = await ask(client, query, bearer(Role.SCHEDULER, "clerk-7"))
+        assert len(response.json()["data"]["patients"]["nodes"]) == 2
+        rows = await connection.fetch(
+            "SELECT actor, actor_role, operation, record_type, record_id FROM audit_events"
+            " ORDER BY record_id"
+        )
+    finally:
+        await connection.close()
+    assert [tuple(row) for row in rows] == [
+        ("clerk-7", "scheduler", "READ", "patient", 1),
+        ("clerk-7", "scheduler", "READ", "patient", 2),
+    ]

@@ -215,10 +215,10 @@ class _Compilation:
             visible = self.policy.condition(target.name, inner, self.params)
             if visible is not None:
                 where += f" AND {visible}"
-            return (
-                f"(SELECT {self.object_json(target, inner, details)} FROM {target.table}"
-                f" {inner} WHERE {where})"
+            body = self.policy.audited(
+                target.name, inner, self.object_json(target, inner, details), self.params
             )
+            return f"(SELECT {body} FROM {target.table} {inner} WHERE {where})"
         if isinstance(declaration, Nested):
             return self.connection(declaration.spec, field, details, alias)
         raise NotCompilable(f"field {entry.name}.{name}")
@@ -245,7 +245,19 @@ class _Compilation:
         grouped = collect_subfields(
             self.schema, self.fragments, self.variables, self.operation, connection_type, details
         ).grouped_field_set
-        columns = [f"row_number() OVER ({page.order_limit.split(' LIMIT ')[0]}) AS n"]
+        position = f"row_number() OVER ({page.order_limit.split(' LIMIT ')[0]})"
+        columns = [f"{position} AS n"]
+
+        def node_column(node_details: FieldDetailsList) -> str:
+            # built only for rows inside the page: not for the extra row that tells whether
+            # there is more, which must neither cost a JSON object nor count as read
+            column = self.alias("obj")
+            body = self.policy.audited(
+                entry.name, alias, self.object_json(entry, alias, node_details), self.params
+            )
+            columns.append(f"CASE WHEN {position} <= {size} THEN {body} END AS {column}")
+            return column
+
         wants_cursor = False
         pairs = []
         for key, field_details in grouped.items():
@@ -256,8 +268,7 @@ class _Compilation:
             if name == "__typename":
                 pairs.append((key, f"'{connection_type.name}'"))
             elif name == "nodes":
-                column = self.alias("obj")
-                columns.append(f"{self.object_json(entry, alias, field_details)} AS {column}")
+                column = node_column(field_details)
                 pairs.append(
                     (
                         key,
@@ -281,11 +292,7 @@ class _Compilation:
                         wants_cursor = True
                         edge_pairs.append((edge_key, f"{rows}.cur"))
                     elif edge_field == "node":
-                        column = self.alias("obj")
-                        columns.append(
-                            f"{self.object_json(entry, alias, edge_details)} AS {column}"
-                        )
-                        edge_pairs.append((edge_key, f"{rows}.{column}"))
+                        edge_pairs.append((edge_key, f"{rows}.{node_column(edge_details)}"))
                     else:
                         edge_pairs.append((edge_key, f"'{sub_type.name}'"))
                 pairs.append(
@@ -356,9 +363,11 @@ class _Compilation:
             visible = self.policy.condition(entry.name, inner, self.params)
             if visible is not None:
                 where += f" AND {visible}"
+            body = self.policy.audited(
+                entry.name, inner, self.object_json(entry, inner, details), self.params
+            )
             cases.append(
-                f"WHEN '{entry.name}' THEN (SELECT {self.object_json(entry, inner, details)}"
-                f" FROM {entry.table} {inner} WHERE {where})"
+                f"WHEN '{entry.name}' THEN (SELECT {body} FROM {entry.table} {inner} WHERE {where})"
             )
         case = f"CASE i.type_name {' '.join(cases)} END"
         source = (

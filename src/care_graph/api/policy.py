@@ -51,6 +51,22 @@ class Policy:
             values["subject"] = params.add(Arg(None, lambda request: request.viewer.subject))
         return template.format(t=alias, **values)
 
+    def audited(self, type_name: str, alias: str, json_sql: str, params: Params) -> str:
+        """``json_sql`` (an object of ``type_name`` read from row ``alias``) wrapped so that
+        reading a patient-identifiable record writes its audit event in the same statement."""
+        record_type = AUDITED_READS.get(type_name)
+        if record_type is None:
+            return json_sql
+        actor = params.add(Arg(None, lambda request: request.viewer.subject))
+        role = params.add(Arg(None, lambda request: str(request.viewer.role)))
+        return (
+            f"cg_audited_read('{record_type}', {alias}.id, {actor}::text, {role}::text, {json_sql})"
+        )
+
+
+# Node types whose reads are audited, and the record type their audit events name.
+AUDITED_READS: dict[str, str] = {"Patient": "patient"}
+
 
 def policy_for(viewer: Viewer) -> Policy:
     """The policy that applies to a viewer."""

@@ -25,7 +25,7 @@ from care_graph.api.catalog import Catalog, TypeEntry
 from care_graph.api.declare import Computed
 from care_graph.api.ids import decode_global_id
 from care_graph.api.lists import ListSpec, build_page, count_sql
-from care_graph.api.policy import policy_for
+from care_graph.api.policy import AUDITED_READS, policy_for
 from care_graph.api.types import NODE_CLASSES, PageInfo
 from care_graph.auth import Viewer
 from care_graph.db.pool import Connection
@@ -103,6 +103,16 @@ class Loaders:
         rows = await self._fetch(
             f"SELECT {entry.row_sql('t')} FROM {entry.table} t WHERE {where}", *values, keys
         )
+        record_type = AUDITED_READS.get(entry.name)
+        if record_type is not None and rows:
+            await self._fetch(
+                "INSERT INTO audit_events (actor, actor_role, operation, record_type, record_id)"
+                " SELECT $1, $2, 'READ', $3, unnest($4::bigint[])",
+                self.viewer.subject,
+                str(self.viewer.role),
+                record_type,
+                [row["__pk"] for row in rows],
+            )
         cls = NODE_CLASSES[entry.name]
         by_key = {row["__pk"]: cls(row=dict(row)) for row in rows}
         return [by_key.get(key) for key in keys]

@@ -217,9 +217,14 @@ class GraphQLService:
     ) -> bytes:
         """Run one request on the resolver path only (the compiler's oracle in tests)."""
         context = RequestContext(Loaders(connection, self.catalog, viewer), viewer)
-        result = await self.schema.execute(
-            query, variable_values=variables, context_value=context, operation_name=operation_name
-        )
+        # one transaction: the audit events of what is read commit with the request, or not at all
+        async with connection.transaction():
+            result = await self.schema.execute(
+                query,
+                variable_values=variables,
+                context_value=context,
+                operation_name=operation_name,
+            )
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = [client_error(error) for error in result.errors]
