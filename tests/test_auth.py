@@ -4,7 +4,6 @@ the resolver path and the mutations alike."""
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -70,17 +69,7 @@ CALLERS: dict[Role, tuple[str, int | None]] = {
 
 @pytest.fixture(scope="module")
 def world_url(databases: DatabaseFactory) -> str:
-    url = databases.create()
-
-    async def build() -> None:
-        connection = await connect(url)
-        try:
-            await connection.execute(WORLD)
-        finally:
-            await connection.close()
-
-    asyncio.run(build())
-    return url
+    return databases.create(sql=WORLD)
 
 
 @pytest.fixture

@@ -68,17 +68,7 @@ def slot(n: int) -> str:
 
 @pytest.fixture
 def world_url(databases: DatabaseFactory) -> str:
-    url = databases.create()
-
-    async def build() -> None:
-        connection = await connect(url)
-        try:
-            await connection.execute(WORLD)
-        finally:
-            await connection.close()
-
-    asyncio.run(build())
-    return url
+    return databases.create(sql=WORLD)
 
 
 @pytest.fixture

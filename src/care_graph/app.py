@@ -10,13 +10,15 @@ import asyncpg
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route
+from starlette.routing import Route, WebSocketRoute
 
 from care_graph.api.http import graphql
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
+from care_graph.api.subscriptions import LiveGraphQL
 from care_graph.auth import TokenSettings
 from care_graph.config import Settings
+from care_graph.db.live import LiveEvents
 from care_graph.db.migrate import current_version, latest_version
 from care_graph.db.pool import create_pool
 from care_graph.errors import CareGraphError, ErrorCode
@@ -71,18 +73,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
             max_size=config.pool_max_size,
             statement_timeout_ms=config.statement_timeout_ms,
         )
+        await live.start(config.database_url or "")
         try:
             yield
         finally:
+            await live.stop()
             await app.state.pool.close()
 
+    live = LiveEvents()
+    tokens = TokenSettings.from_environment(development=config.development)
+    schema = build_schema()
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", LiveGraphQL(schema, live, tokens)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = config
-    app.state.tokens = TokenSettings.from_environment(development=config.development)
-    app.state.graphql = GraphQLService(build_schema(), introspection=config.introspection)
+    app.state.tokens = tokens
+    app.state.graphql = GraphQLService(schema, introspection=config.introspection)
     return app

@@ -67,14 +67,16 @@ class DatabaseFactory:
         seeded: bool = False,
         anchor: date = ANCHOR,
         scale: Scale = SCALES["tiny"],
+        sql: str | None = None,
     ) -> str:
-        """A new database (migrated, and holding demo data of ``scale`` if asked); its URL."""
+        """A new database (migrated; holding demo data of ``scale`` if asked, and whatever
+        ``sql`` inserts); its URL."""
         name = f"care_graph_test_{secrets.token_hex(4)}"
         asyncio.run(self._admin(f'CREATE DATABASE "{name}"'))
         self.created.append(name)
         url = with_database(self.server_url, name)
-        if migrated or seeded:
-            asyncio.run(_prepare(url, scale if seeded else None, anchor))
+        if migrated or seeded or sql:
+            asyncio.run(_prepare(url, scale if seeded else None, anchor, sql))
         return url
 
     def drop_all(self) -> None:
@@ -84,12 +86,14 @@ class DatabaseFactory:
         self.created.clear()
 
 
-async def _prepare(url: str, scale: Scale | None, anchor: date) -> None:
+async def _prepare(url: str, scale: Scale | None, anchor: date, sql: str | None) -> None:
     connection = await connect(url)
     try:
         await migrate(connection)
         if scale is not None:
             await load(connection, generate(scale, seed=TEST_SEED, anchor=anchor))
+        if sql is not None:
+            await connection.execute(sql)
     finally:
         await connection.close()
 

@@ -28,6 +28,7 @@ from care_graph.api.inputs import (
     StaffFilter,
 )
 from care_graph.api.mutations import Mutation
+from care_graph.api.subscriptions import Subscription
 from care_graph.api.types import (
     Appointment,
     Connection,
@@ -230,7 +231,10 @@ class Query:
 def build_schema() -> strawberry.Schema:
     """The schema (built once per process): strawberry owns types, validation, introspection."""
     return strawberry.Schema(
-        query=Query, mutation=Mutation, config=StrawberryConfig(auto_camel_case=True)
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        config=StrawberryConfig(auto_camel_case=True),
     )
 
 

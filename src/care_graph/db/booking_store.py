@@ -75,16 +75,32 @@ async def set_slot_status(
     hold_minutes: int | None = None,
     held_for: int | None = None,
 ) -> None:
-    """Set a slot's FHIR status; a hold (busy-tentative) gets an expiry and its referral."""
+    """Set a slot's FHIR status (a hold gets an expiry and its referral) and announce the
+    change on the slots channel when the transaction commits."""
     await connection.execute(
-        "UPDATE slots SET status = $2, version = version + 1,"
+        "WITH changed AS (UPDATE slots SET status = $2, version = version + 1,"
         " hold_expires_at = CASE WHEN $3::int IS NULL THEN NULL"
         " ELSE now() + make_interval(mins => $3::int) END, held_for_referral_id = $4"
-        " WHERE id = $1",
+        " WHERE id = $1 RETURNING id, service_id, site_id, starts_at, status)"
+        " SELECT pg_notify('care_graph_slots', json_build_object('slot', c.id,"
+        " 'serviceCode', v.code, 'region', s.region_code, 'status', c.status,"
+        " 'startsAt', c.starts_at)::text)"
+        " FROM changed c JOIN services v ON v.id = c.service_id JOIN sites s ON s.id = c.site_id",
         slot_id,
         status,
         hold_minutes,
         held_for,
+    )
+
+
+async def announce_appointment(connection: Connection, appointment_id: int) -> None:
+    """Announce an appointment's new state on the appointments channel at commit."""
+    await connection.execute(
+        "SELECT pg_notify('care_graph_appointments', json_build_object('appointment', a.id,"
+        " 'referral', a.referral_id, 'slot', a.slot_id, 'status', a.status,"
+        " 'patient', r.patient_id, 'referrer', r.referrer_subject)::text)"
+        " FROM appointments a JOIN referrals r ON r.id = a.referral_id WHERE a.id = $1",
+        appointment_id,
     )
 
 

@@ -160,6 +160,7 @@ async def book_appointment(
         )
         await store.set_slot_status(connection, slot_id, "busy")
         await store.set_referral_status(connection, referral_id, ReferralStatus.BOOKED)
+        await store.announce_appointment(connection, appointment_id)
         await store.audit(
             connection,
             actor.subject,
@@ -230,6 +231,7 @@ async def cancel_appointment(
             )
         check_transition(referral["status"], ReferralStatus.ACCEPTED)
         await store.cancel_appointment_row(connection, appointment_id, reason)
+        await store.announce_appointment(connection, appointment_id)
         await store.set_slot_status(connection, found["slot_id"], "free")
         await store.set_referral_status(connection, found["referral_id"], ReferralStatus.ACCEPTED)
         await store.audit(

@@ -1,0 +1,129 @@
+"""GraphQL subscriptions over the graphql-transport-ws protocol, fed by PostgreSQL
+LISTEN/NOTIFY (db/live.py): slot availability for a service and region, and appointment
+changes — a patient hears only their own, a referrer those of their referrals."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+import strawberry
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UNSET, UnsetType
+
+from care_graph.api.enums import AppointmentStatus, SlotStatus
+from care_graph.api.ids import encode_global_id
+from care_graph.auth import Role, TokenSettings, Unauthenticated, Viewer, verify
+from care_graph.db.live import APPOINTMENTS, SLOTS, LiveEvents
+
+
+@dataclass
+class LiveContext:
+    """What subscription resolvers see as ``info.context``; the viewer is set at connect."""
+
+    live: LiveEvents
+    tokens: TokenSettings
+    viewer: Viewer | None = None
+    connection_params: dict[str, Any] = field(default_factory=dict)
+
+
+@strawberry.type(description="A slot became free, held or booked.")
+class SlotAvailabilityEvent:
+    slot_id: strawberry.ID
+    service_code: str
+    region: str
+    status: SlotStatus
+    starts_at: datetime
+
+
+@strawberry.type(description="An appointment was booked or cancelled.")
+class AppointmentEvent:
+    appointment_id: strawberry.ID
+    referral_id: strawberry.ID
+    slot_id: strawberry.ID
+    status: AppointmentStatus
+
+
+def _may_hear(viewer: Viewer, event: dict[str, Any]) -> bool:
+    if viewer.role is Role.PATIENT:
+        return bool(event["patient"] == viewer.patient_id)
+    if viewer.role is Role.REFERRER:
+        return bool(event["referrer"] == viewer.subject)
+    return True
+
+
+def _enum_name(code: str) -> str:
+    return code.upper().replace("-", "_")
+
+
+@strawberry.type(description="Changes as they happen.")
+class Subscription:
+    @strawberry.subscription(description="Slots of a service (and region) changing status.")
+    async def slot_availability_changed(
+        self, info: strawberry.Info, service_code: str, region: str | None = None
+    ) -> AsyncGenerator[SlotAvailabilityEvent, None]:
+        async for event in info.context.live.subscribe(SLOTS):
+            if event["serviceCode"] != service_code or region not in (None, event["region"]):
+                continue
+            yield SlotAvailabilityEvent(
+                slot_id=strawberry.ID(encode_global_id("Slot", event["slot"])),
+                service_code=event["serviceCode"],
+                region=event["region"],
+                status=SlotStatus(_enum_name(event["status"])),
+                starts_at=datetime.fromisoformat(event["startsAt"]),
+            )
+
+    @strawberry.subscription(description="Appointments the caller may see, as they change.")
+    async def appointment_changed(
+        self, info: strawberry.Info
+    ) -> AsyncGenerator[AppointmentEvent, None]:
+        viewer: Viewer = info.context.viewer
+        async for event in info.context.live.subscribe(APPOINTMENTS):
+            if not _may_hear(viewer, event):
+                continue
+            yield AppointmentEvent(
+                appointment_id=strawberry.ID(encode_global_id("Appointment", event["appointment"])),
+                referral_id=strawberry.ID(encode_global_id("Referral", event["referral"])),
+                slot_id=strawberry.ID(encode_global_id("Slot", event["slot"])),
+                status=AppointmentStatus(_enum_name(event["status"])),
+            )
+
+
+class LiveGraphQL(GraphQL[LiveContext, None]):
+    """The WebSocket side of /graphql: a token in connection_init's ``Authorization``, or the
+    connection is closed with 4403."""
+
+    def __init__(
+        self,
+        schema: strawberry.Schema,
+        live: LiveEvents,
+        tokens: TokenSettings,
+    ) -> None:
+        super().__init__(
+            schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL], graphql_ide=None
+        )
+        self.live = live
+        self.tokens = tokens
+
+    async def get_context(
+        self, request: Request | WebSocket, response: Response | WebSocket
+    ) -> LiveContext:
+        return LiveContext(self.live, self.tokens)
+
+    async def on_ws_connect(self, context: LiveContext) -> UnsetType:
+        header = str(context.connection_params.get("Authorization", ""))
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ConnectionRejectionError()
+        try:
+            context.viewer = verify(token.strip(), context.tokens)
+        except Unauthenticated:
+            raise ConnectionRejectionError() from None
+        return cast(UnsetType, UNSET)  # no payload: a plain connection_ack

@@ -1,0 +1,144 @@
+"""Subscriptions over graphql-transport-ws against a real uvicorn server: a client hears the
+changes another client makes, and only those it may see."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed
+
+from care_graph.api.ids import encode_global_id
+from care_graph.app import create_app
+from care_graph.auth import Role
+from care_graph.config import Settings
+from care_graph.testing import DatabaseFactory, bearer
+from tests.test_auth import WORLD
+
+BOOK = """mutation($r: ID!, $s: ID!) { bookAppointment(input: {referralId: $r, slotId: $s}) {
+  appointment { id } } }"""
+CANCEL = """mutation($a: ID!) { cancelAppointment(input: {appointmentId: $a,
+  reason: "PATIENT_ILL"}) { appointment { status } } }"""
+
+
+@pytest.fixture
+def world_url(databases: DatabaseFactory) -> str:
+    return databases.create(sql=WORLD)
+
+
+@pytest.fixture
+async def server(world_url: str) -> AsyncIterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(replace(Settings.from_environment(), database_url=world_url))
+    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(served.serve())
+    while not served.started:  # noqa: ASYNC110 - uvicorn.Server offers a flag, not an event
+        await asyncio.sleep(0.05)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        served.should_exit = True
+        await task
+
+
+async def open_subscription(
+    address: str,
+    headers: dict[str, str],
+    query: str,
+) -> ClientConnection:
+    socket_ = await connect(f"ws://{address}/graphql", subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+    await socket_.send(json.dumps({"type": "connection_init", "payload": headers}))
+    assert json.loads(await socket_.recv()) == {"type": "connection_ack"}
+    await socket_.send(json.dumps({"id": "1", "type": "subscribe", "payload": {"query": query}}))
+    await asyncio.sleep(0.3)  # let the server start listening before anything changes
+    return socket_
+
+
+async def next_event(socket_: ClientConnection) -> dict[str, Any]:
+    message = json.loads(await asyncio.wait_for(socket_.recv(), timeout=10))
+    assert message["type"] == "next", message
+    data: dict[str, Any] = message["payload"]["data"]
+    return data
+
+
+async def mutate(
+    address: str,
+    query: str,
+    headers: dict[str, str],
+    **variables: Any,
+) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=f"http://{address}") as client:
+        response = await client.post(
+            "/graphql", json={"query": query, "variables": variables}, headers=headers
+        )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+async def test_slot_availability_follows_booking_and_cancelling(server: str) -> None:
+    watcher = await open_subscription(
+        server,
+        bearer(Role.PATIENT, "patient-2", 2),
+        'subscription { slotAvailabilityChanged(serviceCode: "CARDIOLOGY", region: "LONDON") {'
+        " slotId status } }",
+    )
+    try:
+        clerk = bearer(Role.SCHEDULER, "clerk")
+        booked = await mutate(
+            server, BOOK, clerk, r=encode_global_id("Referral", 1), s=encode_global_id("Slot", 4)
+        )
+        appointment = booked["data"]["bookAppointment"]["appointment"]["id"]
+        assert await next_event(watcher) == {
+            "slotAvailabilityChanged": {"slotId": encode_global_id("Slot", 4), "status": "BUSY"}
+        }
+        await mutate(server, CANCEL, clerk, a=appointment)
+        assert await next_event(watcher) == {
+            "slotAvailabilityChanged": {"slotId": encode_global_id("Slot", 4), "status": "FREE"}
+        }
+    finally:
+        await watcher.close()
+
+
+async def test_a_patient_hears_only_their_own_appointments(server: str) -> None:
+    watcher = await open_subscription(
+        server,
+        bearer(Role.PATIENT, "patient-1", 1),
+        "subscription { appointmentChanged { referralId status } }",
+    )
+    try:
+        clerk = bearer(Role.SCHEDULER, "clerk")
+        await mutate(
+            server, BOOK, clerk, r=encode_global_id("Referral", 2), s=encode_global_id("Slot", 5)
+        )
+        await mutate(
+            server, BOOK, clerk, r=encode_global_id("Referral", 1), s=encode_global_id("Slot", 6)
+        )
+        assert await next_event(watcher) == {
+            "appointmentChanged": {
+                "referralId": encode_global_id("Referral", 1),
+                "status": "BOOKED",
+            }
+        }
+    finally:
+        await watcher.close()
+
+
+async def test_a_bad_token_is_refused(server: str) -> None:
+    socket_ = await connect(f"ws://{server}/graphql", subprotocols=["graphql-transport-ws"])  # type: ignore[list-item]
+    await socket_.send(
+        json.dumps({"type": "connection_init", "payload": {"Authorization": "Bearer nonsense"}})
+    )
+    with pytest.raises(ConnectionClosed) as closed:
+        await socket_.recv()
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 4403
