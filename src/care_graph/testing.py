@@ -19,7 +19,7 @@ from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate
 from care_graph.db.pool import connect
 from care_graph.seed.generate import generate
-from care_graph.seed.load import load
+from care_graph.seed.load import advance_identities, load
 from care_graph.seed.scales import SCALES, Scale
 
 ANCHOR = date(2026, 11, 24)  # the demo data's "today" in tests: fixed, so rows are fixed
@@ -94,6 +94,7 @@ async def _prepare(url: str, scale: Scale | None, anchor: date, sql: str | None)
             await load(connection, generate(scale, seed=TEST_SEED, anchor=anchor))
         if sql is not None:
             await connection.execute(sql)
+            await advance_identities(connection)
     finally:
         await connection.close()
 

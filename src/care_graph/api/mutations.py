@@ -3,11 +3,16 @@ return typed payloads. Expected failures come back as errors with the domain's s
 
 from __future__ import annotations
 
+from datetime import date, time
+from enum import Enum
+
 import strawberry
 
+from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import decode_global_id
-from care_graph.api.types import Appointment, Slot
-from care_graph.domain import booking
+from care_graph.api.types import Appointment, Patient, Referral, Slot
+from care_graph.domain import booking, capacity, patients, referrals
+from care_graph.domain.waiting_times import Priority as DomainPriority
 from care_graph.errors import CareGraphError, ErrorCode
 
 
@@ -43,6 +48,121 @@ class HoldSlotInput:
 class CancelAppointmentInput:
     appointment_id: strawberry.ID
     reason: str = strawberry.field(description="e-Referral Service cancellation reason code.")
+
+
+@strawberry.input(description="Register a patient.")
+class CreatePatientInput:
+    nhs_number: str = strawberry.field(description="Ten digits; spaces are ignored.")
+    given_name: str
+    family_name: str
+    date_of_birth: date
+    postcode: str
+    region: str
+    latitude: float
+    longitude: float
+    phone: str | None = None
+    email: str | None = None
+
+
+@strawberry.input(description="Change a patient's contact details (optimistic concurrency).")
+class UpdatePatientInput:
+    patient_id: strawberry.ID
+    version: int = strawberry.field(description="The version you read; a newer one wins.")
+    phone: str | None = None
+    email: str | None = None
+    postcode: str | None = None
+
+
+@strawberry.input(description="Refer a patient to a service.")
+class CreateReferralInput:
+    patient_id: strawberry.ID
+    to_service: str = strawberry.field(description="Receiving service code.")
+    priority: Priority
+    referrer_name: str
+    referrer_kind: ReferrerKind
+    from_service: str | None = None
+    earliest_date: date | None = None
+    max_travel_km: float | None = None
+    required_skill: str | None = None
+    preferred_site_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+
+
+@strawberry.enum(description="What triage decides.")
+class TriageDecision(Enum):
+    ACCEPT = "ACCEPT"
+    REJECT = "REJECT"
+    REDIRECT = "REDIRECT"
+
+
+@strawberry.input(description="Triage a referral: accept, reject with a reason, or redirect.")
+class TriageReferralInput:
+    referral_id: strawberry.ID
+    decision: TriageDecision
+    priority: Priority | None = strawberry.field(default=None, description="Re-prioritise.")
+    reason: str | None = strawberry.field(default=None, description="Why it is rejected.")
+    redirect_to: str | None = strawberry.field(default=None, description="Service code.")
+
+
+@strawberry.input(description="Withdraw a referral (its booking, if any, is cancelled).")
+class CancelReferralInput:
+    referral_id: strawberry.ID
+    reason: str
+
+
+@strawberry.input(description="Move a booking to another slot, atomically.")
+class RescheduleAppointmentInput:
+    appointment_id: strawberry.ID
+    slot_id: strawberry.ID
+
+
+@strawberry.input(description="Record whether the patient attended.")
+class RecordAttendanceInput:
+    appointment_id: strawberry.ID
+    attended: bool
+    reason: str | None = strawberry.field(default=None, description="Why not, if not.")
+
+
+@strawberry.input(description="Publish shifts from a weekly pattern; slots are cut from them.")
+class PublishRosterInput:
+    staff_id: strawberry.ID
+    site_id: strawberry.ID
+    service: str
+    weekdays: list[int] = strawberry.field(description="ISO weekdays: 1 is Monday.")
+    starts: time = strawberry.field(description="Local (Europe/London) start of each shift.")
+    ends: time
+    first_day: date
+    last_day: date
+
+
+@strawberry.input(description="Take slots out of use; bookings in them are cancelled.")
+class BlockSlotsInput:
+    slot_ids: list[strawberry.ID]
+    reason: str = "CLINIC_CANCELLED"
+
+
+@strawberry.type(description="The patient record.")
+class PatientPayload:
+    patient: Patient
+
+
+@strawberry.type(description="The referral that now carries the patient's wait.")
+class ReferralPayload:
+    referral: Referral
+
+
+@strawberry.type(description="The appointment.")
+class AppointmentPayload:
+    appointment: Appointment
+
+
+@strawberry.type(description="The slots published.")
+class PublishRosterPayload:
+    slot_count: int
+
+
+@strawberry.type(description="The bookings the block cancelled.")
+class BlockSlotsPayload:
+    cancelled_appointments: list[Appointment]
 
 
 @strawberry.type(description="The booking made.")
@@ -101,3 +221,149 @@ class Mutation:
         )
         appointment = await info.context.loaders.node("Appointment", appointment_id)
         return CancelAppointmentPayload(appointment=appointment)
+
+    @strawberry.mutation(description="Register a patient (NHS number checked).")
+    async def create_patient(
+        self, info: strawberry.Info, input: CreatePatientInput
+    ) -> PatientPayload:
+        patient_id = await patients.create_patient(
+            info.context.loaders.connection,
+            _actor(info),
+            nhs_number=input.nhs_number,
+            given_name=input.given_name,
+            family_name=input.family_name,
+            date_of_birth=input.date_of_birth,
+            postcode=input.postcode,
+            region=input.region,
+            latitude=input.latitude,
+            longitude=input.longitude,
+            phone=input.phone,
+            email=input.email,
+        )
+        return PatientPayload(patient=await info.context.loaders.node("Patient", patient_id))
+
+    @strawberry.mutation(description="Change contact details; STALE_WRITE if out of date.")
+    async def update_patient(
+        self, info: strawberry.Info, input: UpdatePatientInput
+    ) -> PatientPayload:
+        patient_id = _key(input.patient_id, "Patient")
+        await patients.update_patient(
+            info.context.loaders.connection,
+            _actor(info),
+            patient_id=patient_id,
+            version=input.version,
+            phone=input.phone,
+            email=input.email,
+            postcode=input.postcode,
+        )
+        return PatientPayload(patient=await info.context.loaders.node("Patient", patient_id))
+
+    @strawberry.mutation(description="Refer a patient; the waiting-time clock starts now.")
+    async def create_referral(
+        self, info: strawberry.Info, input: CreateReferralInput
+    ) -> ReferralPayload:
+        referral_id = await referrals.create_referral(
+            info.context.loaders.connection,
+            _actor(info),
+            patient_id=_key(input.patient_id, "Patient"),
+            to_service=input.to_service,
+            priority=DomainPriority(input.priority.value),
+            referrer_name=input.referrer_name,
+            referrer_kind=input.referrer_kind.value,
+            from_service=input.from_service,
+            constraints=referrals.Constraints(
+                earliest_date=input.earliest_date,
+                max_travel_km=input.max_travel_km,
+                required_skill=input.required_skill,
+                preferred_site_ids=tuple(_key(site, "Site") for site in input.preferred_site_ids),
+            ),
+        )
+        return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
+
+    @strawberry.mutation(description="Accept, reject or redirect a referral.")
+    async def triage_referral(
+        self, info: strawberry.Info, input: TriageReferralInput
+    ) -> ReferralPayload:
+        referral_id = await referrals.triage_referral(
+            info.context.loaders.connection,
+            _actor(info),
+            referral_id=_key(input.referral_id, "Referral"),
+            decision=referrals.Decision(input.decision.value),
+            priority=DomainPriority(input.priority.value) if input.priority else None,
+            reason=input.reason,
+            redirect_to=input.redirect_to,
+        )
+        return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
+
+    @strawberry.mutation(description="Withdraw a referral.")
+    async def cancel_referral(
+        self, info: strawberry.Info, input: CancelReferralInput
+    ) -> ReferralPayload:
+        referral_id = _key(input.referral_id, "Referral")
+        await referrals.cancel_referral(
+            info.context.loaders.connection,
+            _actor(info),
+            referral_id=referral_id,
+            reason=input.reason,
+        )
+        return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
+
+    @strawberry.mutation(description="Move a booking to another slot (cancel + book, linked).")
+    async def reschedule_appointment(
+        self, info: strawberry.Info, input: RescheduleAppointmentInput
+    ) -> AppointmentPayload:
+        appointment_id = await booking.reschedule_appointment(
+            info.context.loaders.connection,
+            appointment_id=_key(input.appointment_id, "Appointment"),
+            slot_id=_key(input.slot_id, "Slot"),
+            actor=_actor(info),
+        )
+        return AppointmentPayload(
+            appointment=await info.context.loaders.node("Appointment", appointment_id)
+        )
+
+    @strawberry.mutation(description="Attended, or did not attend (with the clock rules).")
+    async def record_attendance(
+        self, info: strawberry.Info, input: RecordAttendanceInput
+    ) -> AppointmentPayload:
+        appointment_id = _key(input.appointment_id, "Appointment")
+        await booking.record_attendance(
+            info.context.loaders.connection,
+            appointment_id=appointment_id,
+            attended=input.attended,
+            actor=_actor(info),
+            reason=input.reason,
+        )
+        return AppointmentPayload(
+            appointment=await info.context.loaders.node("Appointment", appointment_id)
+        )
+
+    @strawberry.mutation(description="Publish a roster and derive its slots.")
+    async def publish_roster(
+        self, info: strawberry.Info, input: PublishRosterInput
+    ) -> PublishRosterPayload:
+        slots = await capacity.publish_roster(
+            info.context.loaders.connection,
+            _actor(info),
+            staff_id=_key(input.staff_id, "Staff"),
+            site_id=_key(input.site_id, "Site"),
+            service=input.service,
+            weekdays=input.weekdays,
+            starts=input.starts,
+            ends=input.ends,
+            first_day=input.first_day,
+            last_day=input.last_day,
+        )
+        return PublishRosterPayload(slot_count=len(slots))
+
+    @strawberry.mutation(description="Block slots; their bookings are cancelled and notified.")
+    async def block_slots(self, info: strawberry.Info, input: BlockSlotsInput) -> BlockSlotsPayload:
+        cancelled = await capacity.block_slots(
+            info.context.loaders.connection,
+            _actor(info),
+            slot_ids=[_key(slot, "Slot") for slot in input.slot_ids],
+            reason=input.reason,
+        )
+        return BlockSlotsPayload(
+            cancelled_appointments=await info.context.loaders.nodes("Appointment", cancelled)
+        )

@@ -161,7 +161,7 @@ async def audit(
     role: str,
     operation: str,
     record_type: str,
-    record_id: int,
+    record_id: int | None,
     detail: Any = None,
 ) -> None:
     """One audit event, in the caller's transaction."""

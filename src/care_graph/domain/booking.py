@@ -9,19 +9,25 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import TypeVar
 
 import asyncpg
 
 from care_graph.db import booking_store as store
+from care_graph.db import care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.lifecycle import ReferralStatus, check_transition
+from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.errors import CareGraphError, ErrorCode
 
 T = TypeVar("T")
 
 MAX_ATTEMPTS = 3
 MAX_HOLD_MINUTES = 60
+NON_ATTENDANCE_REASONS = frozenset(
+    {"CANCELLED_TOO_LATE", "ARRIVED_TOO_LATE", "PATIENT_FORGOT", "UNKNOWN"}
+)
 CANCELLATION_REASONS = frozenset(
     {
         "CLINIC_CANCELLED",
@@ -212,36 +218,165 @@ async def cancel_appointment(
 ) -> None:
     """Cancel a booking: the slot is free again and the referral waits again."""
     _check_may_book(actor)
-    if reason not in CANCELLATION_REASONS:
-        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown cancellation reason {reason!r}")
 
     async def cancel() -> None:
+        await cancel_appointment_locked(connection, actor, appointment_id, reason)
+
+    await _in_transaction(connection, cancel)
+
+
+async def cancel_appointment_locked(
+    connection: Connection,
+    actor: Actor,
+    appointment_id: int,
+    reason: str,
+    *,
+    referral_waits: bool = True,
+    free_the_slot: bool = True,
+) -> int:
+    """Cancel a booking inside the caller's transaction, locking referral, slot, appointment in
+    the usual order; the referral waits again unless the caller settles it otherwise. Returns
+    the slot it held."""
+    if reason not in CANCELLATION_REASONS:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown cancellation reason {reason!r}")
+    found = await store.lock_appointment(connection, appointment_id)
+    if found is None:
+        raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
+    referral = await store.lock_referral(connection, found["referral_id"])
+    if referral is None or not _may_act_for(actor, referral):
+        raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
+    await store.lock_slot(connection, found["slot_id"])
+    appointment = await store.relock_appointment(connection, appointment_id)
+    if appointment["status"] not in ("booked", "pending"):
+        raise CareGraphError(
+            ErrorCode.INVALID_TRANSITION,
+            f"an appointment that is {appointment['status']} cannot be cancelled",
+        )
+    await store.cancel_appointment_row(connection, appointment_id, reason)
+    await store.announce_appointment(connection, appointment_id)
+    if free_the_slot:
+        await store.set_slot_status(connection, found["slot_id"], "free")
+    if referral_waits:
+        check_transition(referral["status"], ReferralStatus.ACCEPTED)
+        await store.set_referral_status(connection, found["referral_id"], ReferralStatus.ACCEPTED)
+    await store.audit(
+        connection,
+        actor.subject,
+        actor.role,
+        "CANCEL",
+        "appointment",
+        appointment_id,
+        {"reason": reason},
+    )
+    slot_id: int = found["slot_id"]
+    return slot_id
+
+
+async def reschedule_appointment(
+    connection: Connection, *, appointment_id: int, slot_id: int, actor: Actor
+) -> int:
+    """Move a booking to another slot in one transaction: the old one is cancelled (REBOOKED)
+    and the new one links back to it. Returns the new appointment's id."""
+    _check_may_book(actor)
+
+    async def reschedule() -> int:
         found = await store.lock_appointment(connection, appointment_id)
         if found is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
-        referral = await store.lock_referral(connection, found["referral_id"])
-        if referral is None or not _may_act_for(actor, referral):
-            raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
-        await store.lock_slot(connection, found["slot_id"])
-        appointment = await store.relock_appointment(connection, appointment_id)
-        if appointment["status"] not in ("booked", "pending"):
-            raise CareGraphError(
-                ErrorCode.INVALID_TRANSITION,
-                f"an appointment that is {appointment['status']} cannot be cancelled",
-            )
-        check_transition(referral["status"], ReferralStatus.ACCEPTED)
-        await store.cancel_appointment_row(connection, appointment_id, reason)
-        await store.announce_appointment(connection, appointment_id)
-        await store.set_slot_status(connection, found["slot_id"], "free")
-        await store.set_referral_status(connection, found["referral_id"], ReferralStatus.ACCEPTED)
+        await cancel_appointment_locked(connection, actor, appointment_id, "REBOOKED")
+        referral, slot = await _locked_referral_and_slot(
+            connection, found["referral_id"], slot_id, actor
+        )
+        check_transition(referral["status"], ReferralStatus.BOOKED)
+        _check_bookable(slot, found["referral_id"], override=False)
+        new_id = await store.insert_appointment(
+            connection, found["referral_id"], slot_id, actor.subject, False
+        )
+        await care_store.set_rebooked_from(connection, new_id, appointment_id)
+        await store.set_slot_status(connection, slot_id, "busy")
+        await store.set_referral_status(connection, found["referral_id"], ReferralStatus.BOOKED)
+        await store.announce_appointment(connection, new_id)
         await store.audit(
             connection,
             actor.subject,
             actor.role,
-            "CANCEL",
+            "RESCHEDULE",
             "appointment",
-            appointment_id,
-            {"reason": reason},
+            new_id,
+            {"from": appointment_id},
+        )
+        return new_id
+
+    return await _in_transaction(connection, reschedule)
+
+
+async def record_attendance(
+    connection: Connection,
+    *,
+    appointment_id: int,
+    attended: bool,
+    actor: Actor,
+    reason: str | None = None,
+) -> None:
+    """Attended: the appointment is fulfilled, the referral completed and its clock stopped.
+    Did not attend: the appointment is a no-show and the referral waits again; when it was the
+    referral's first appointment the clock is nullified and restarts now (DNA rule)."""
+    if actor.role not in ("clinician", "scheduler", "admin"):
+        raise CareGraphError(ErrorCode.FORBIDDEN, "attendance is recorded by clinic staff")
+    if not attended and reason not in NON_ATTENDANCE_REASONS:
+        raise CareGraphError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"a non-attendance reason is one of {sorted(NON_ATTENDANCE_REASONS)}",
         )
 
-    await _in_transaction(connection, cancel)
+    async def record() -> None:
+        found = await store.lock_appointment(connection, appointment_id)
+        if found is None:
+            raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
+        referral = await care_store.lock_referral_row(connection, found["referral_id"])
+        assert referral is not None  # a foreign key guarantees it
+        appointment = await store.relock_appointment(connection, appointment_id)
+        if appointment["status"] not in ("booked", "arrived", "checked-in"):
+            raise CareGraphError(
+                ErrorCode.INVALID_TRANSITION,
+                f"an appointment that is {appointment['status']} was not due",
+            )
+        if attended:
+            check_transition(referral["status"], ReferralStatus.COMPLETED)
+            await care_store.set_attendance(connection, appointment_id, "fulfilled", None)
+            await store.set_referral_status(connection, referral["id"], ReferralStatus.COMPLETED)
+            await care_store.clock_event(connection, referral["id"], "STOPPED", reason="attended")
+        else:
+            check_transition(referral["status"], ReferralStatus.ACCEPTED)
+            await care_store.set_attendance(connection, appointment_id, "noshow", reason)
+            await store.set_referral_status(connection, referral["id"], ReferralStatus.ACCEPTED)
+            if (
+                await care_store.earlier_attendances(connection, referral["id"], appointment_id)
+                == 0
+            ):
+                await care_store.clock_event(
+                    connection, referral["id"], "NULLIFIED", reason="first appointment not attended"
+                )
+                await care_store.clock_event(connection, referral["id"], "STARTED")
+                standards = WaitingStandards.from_environment()
+                restart = datetime.now().astimezone()
+                await care_store.update_referral(
+                    connection,
+                    referral["id"],
+                    clock_start=restart,
+                    breach_date=standards.breach_date(
+                        Priority(referral["priority"]), restart.date()
+                    ),
+                )
+        await store.announce_appointment(connection, appointment_id)
+        await store.audit(
+            connection,
+            actor.subject,
+            actor.role,
+            "ATTENDED" if attended else "DID_NOT_ATTEND",
+            "appointment",
+            appointment_id,
+            {"reason": reason} if reason else None,
+        )
+
+    await _in_transaction(connection, record)

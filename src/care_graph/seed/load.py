@@ -32,6 +32,9 @@ DATA_TABLES = (
 )
 
 
+_WITHOUT_ID = frozenset({"regions", "skills", "site_services", "staff_skills", "idempotency_keys"})
+
+
 def _python_values(column: Column) -> list[Any]:
     """Values asyncpg can encode: timestamps become aware UTC datetimes, NaT becomes NULL."""
     if isinstance(column, list):
@@ -86,11 +89,18 @@ async def load(
                 table.name, records=table_records(table), columns=list(table.columns)
             )
             report(table.name, len(table))
-        for table in data.tables:
-            if "id" in table.columns:
-                # table names come from the generator, never from user input
-                await connection.execute(
-                    f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'),"  # noqa: S608
-                    f" greatest((SELECT max(id) FROM {table.name}), 1))"
-                )
+        await advance_identities(connection)
     await connection.execute("ANALYZE")
+
+
+async def advance_identities(connection: asyncpg.Connection[Any]) -> None:
+    """Move every identity sequence past the largest id its table holds, so rows inserted with
+    explicit ids (COPY, fixtures) do not collide with the next generated one."""
+    for table in DATA_TABLES:
+        # table names come from DATA_TABLES, never from user input
+        await connection.execute(
+            f"SELECT setval(pg_get_serial_sequence('{table}', 'id'),"  # noqa: S608
+            f" greatest((SELECT max(id) FROM {table}), 1))"
+            if table not in _WITHOUT_ID
+            else "SELECT 1"
+        )

@@ -1,0 +1,211 @@
+"""Referrals: made by a referrer, triaged by the receiving service (accepted, possibly with a new
+priority; rejected with a reason; redirected to another service as a new, linked referral), or
+cancelled. Transitions go through the one lifecycle in lifecycle.py."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from enum import StrEnum
+
+from care_graph.db import booking_store, care_store
+from care_graph.db.pool import Connection
+from care_graph.domain.booking import Actor, cancel_appointment_locked
+from care_graph.domain.lifecycle import ReferralStatus, check_transition
+from care_graph.domain.waiting_times import Priority, WaitingStandards
+from care_graph.errors import CareGraphError, ErrorCode
+
+MAY_REFER = frozenset({"referrer", "clinician", "admin"})
+MAY_TRIAGE = frozenset({"clinician", "admin"})
+REFERRER_KINDS = frozenset({"GP", "OPTOMETRIST", "DENTIST", "PHARMACIST", "CONSULTANT"})
+
+
+class Decision(StrEnum):
+    """What triage decides."""
+
+    ACCEPT = "ACCEPT"
+    REJECT = "REJECT"
+    REDIRECT = "REDIRECT"
+
+
+@dataclass(frozen=True, slots=True)
+class Constraints:
+    """A referral's hard constraints on where and when it may be booked."""
+
+    earliest_date: date | None = None
+    max_travel_km: float | None = None
+    required_skill: str | None = None
+    preferred_site_ids: tuple[int, ...] = ()
+
+
+async def create_referral(
+    connection: Connection,
+    actor: Actor,
+    *,
+    patient_id: int,
+    to_service: str,
+    priority: Priority,
+    referrer_name: str,
+    referrer_kind: str,
+    constraints: Constraints,
+    from_service: str | None = None,
+    standards: WaitingStandards | None = None,
+) -> int:
+    """Refer a patient to a service; the clock starts now and the breach date follows from the
+    priority's standard. Returns the referral's id."""
+    if actor.role not in MAY_REFER:
+        raise CareGraphError(ErrorCode.FORBIDDEN, "only referrers and clinicians refer")
+    if referrer_kind not in REFERRER_KINDS:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown referrer kind {referrer_kind!r}")
+    if constraints.max_travel_km is not None and constraints.max_travel_km <= 0:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "maximum travel must be positive")
+    now = datetime.now().astimezone()
+    async with connection.transaction():
+        if not await care_store.patient_exists(connection, patient_id):
+            raise CareGraphError(ErrorCode.NOT_FOUND, "no such patient")
+        to_id = await _service(connection, to_service)
+        from_id = await _service(connection, from_service) if from_service else None
+        referral_id = await care_store.insert_referral(
+            connection,
+            {
+                "patient_id": patient_id,
+                "referrer_name": referrer_name,
+                "referrer_kind": referrer_kind,
+                "referrer_subject": actor.subject,
+                "from_service_id": from_id,
+                "to_service_id": to_id,
+                "priority": str(priority),
+                "clock_start": now,
+                "breach_date": (standards or WaitingStandards.from_environment()).breach_date(
+                    priority, now.date()
+                ),
+                "earliest_date": constraints.earliest_date,
+                "max_travel_km": constraints.max_travel_km,
+                "required_skill": constraints.required_skill,
+                "preferred_site_ids": list(constraints.preferred_site_ids),
+            },
+        )
+        await booking_store.audit(
+            connection, actor.subject, actor.role, "CREATE", "referral", referral_id
+        )
+    return referral_id
+
+
+async def _service(connection: Connection, code: str) -> int:
+    found = await care_store.service_id(connection, code)
+    if found is None:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown service {code!r}")
+    return found
+
+
+async def triage_referral(
+    connection: Connection,
+    actor: Actor,
+    *,
+    referral_id: int,
+    decision: Decision,
+    priority: Priority | None = None,
+    reason: str | None = None,
+    redirect_to: str | None = None,
+    standards: WaitingStandards | None = None,
+) -> int:
+    """Accept (optionally re-prioritised: the breach date follows), reject with a reason, or
+    redirect to another service. Returns the referral that now carries the patient's wait:
+    the same one, or for a redirect the new linked referral (whose clock continues)."""
+    if actor.role not in MAY_TRIAGE:
+        raise CareGraphError(ErrorCode.FORBIDDEN, "only clinicians triage referrals")
+    async with connection.transaction():
+        referral = await care_store.lock_referral_row(connection, referral_id)
+        if referral is None:
+            raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
+        if decision is Decision.ACCEPT:
+            check_transition(referral["status"], ReferralStatus.ACCEPTED)
+            changes: dict[str, object] = {"status": str(ReferralStatus.ACCEPTED)}
+            if priority is not None and str(priority) != referral["priority"]:
+                changes["priority"] = str(priority)
+                changes["breach_date"] = (
+                    standards or WaitingStandards.from_environment()
+                ).breach_date(priority, referral["clock_start"].date())
+            await care_store.update_referral(connection, referral_id, **changes)
+            result = referral_id
+        elif decision is Decision.REJECT:
+            if not reason:
+                raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "a rejection needs a reason")
+            check_transition(referral["status"], ReferralStatus.REJECTED)
+            await care_store.update_referral(
+                connection,
+                referral_id,
+                status=str(ReferralStatus.REJECTED),
+                rejection_reason=reason,
+            )
+            await care_store.clock_event(connection, referral_id, "STOPPED", reason="rejected")
+            result = referral_id
+        else:
+            if not redirect_to:
+                raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "a redirect names the service")
+            check_transition(referral["status"], ReferralStatus.REDIRECTED)
+            await care_store.update_referral(
+                connection, referral_id, status=str(ReferralStatus.REDIRECTED)
+            )
+            result = await care_store.insert_referral(
+                connection,
+                {
+                    "patient_id": referral["patient_id"],
+                    "referrer_name": referral["referrer_name"],
+                    "referrer_kind": referral["referrer_kind"],
+                    "referrer_subject": referral["referrer_subject"],
+                    "from_service_id": referral["from_service_id"],
+                    "to_service_id": await _service(connection, redirect_to),
+                    "priority": referral["priority"],
+                    "clock_start": referral["clock_start"],
+                    "breach_date": referral["breach_date"],
+                    "earliest_date": referral["earliest_date"],
+                    "max_travel_km": referral["max_travel_km"],
+                    "required_skill": referral["required_skill"],
+                    "preferred_site_ids": referral["preferred_site_ids"],
+                    "redirected_from_id": referral_id,
+                },
+            )
+        await booking_store.audit(
+            connection,
+            actor.subject,
+            actor.role,
+            f"TRIAGE_{decision}",
+            "referral",
+            referral_id,
+            {"result": result},
+        )
+    return result
+
+
+async def cancel_referral(
+    connection: Connection, actor: Actor, *, referral_id: int, reason: str
+) -> None:
+    """Withdraw a referral (and cancel its booking, if it has one); the clock stops."""
+    async with connection.transaction():
+        referral = await care_store.lock_referral_row(connection, referral_id)
+        visible = referral is not None and (
+            (actor.patient_id is None or referral["patient_id"] == actor.patient_id)
+            and (actor.role != "referrer" or referral["referrer_subject"] == actor.subject)
+        )
+        if referral is None or not visible:
+            raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
+        check_transition(referral["status"], ReferralStatus.CANCELLED)
+        appointment = await care_store.open_appointment_of(connection, referral_id)
+        if appointment is not None:
+            await cancel_appointment_locked(
+                connection, actor, appointment, "PATIENT_REQUESTED", referral_waits=False
+            )
+        await care_store.update_referral(
+            connection, referral_id, status=str(ReferralStatus.CANCELLED)
+        )
+        await care_store.clock_event(connection, referral_id, "STOPPED", reason=reason)
+        await booking_store.audit(
+            connection,
+            actor.subject,
+            actor.role,
+            "CANCEL",
+            "referral",
+            referral_id,
+            {"reason": reason},
+        )

@@ -1,0 +1,280 @@
+"""Patients, referrals, rescheduling, attendance and capacity through the GraphQL endpoint."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from care_graph.api.ids import encode_global_id
+from care_graph.app import create_app
+from care_graph.auth import Role
+from care_graph.config import Settings
+from care_graph.db.pool import connect
+from care_graph.testing import DatabaseFactory, bearer
+from tests.test_auth import WORLD
+
+CLERK = bearer(Role.SCHEDULER, "clerk")
+CLINICIAN = bearer(Role.CLINICIAN, "dr-who")
+REFERRER = bearer(Role.REFERRER, "gp-smith")
+PATIENT_1 = bearer(Role.PATIENT, "patient-1", 1)
+
+
+def gid(type_name: str, key: int) -> str:
+    return encode_global_id(type_name, key)
+
+
+@pytest.fixture
+def world_url(databases: DatabaseFactory) -> str:
+    return databases.create(sql=WORLD)
+
+
+@pytest.fixture
+async def client(world_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(replace(Settings.from_environment(), database_url=world_url))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            yield client
+
+
+@pytest.fixture
+async def db(world_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
+    connection = await connect(world_url)
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+async def gql(
+    client: httpx.AsyncClient, query: str, headers: dict[str, str], **input_: Any
+) -> dict[str, Any]:
+    response = await client.post(
+        "/graphql", json={"query": query, "variables": {"i": input_}}, headers=headers
+    )
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def code(body: dict[str, Any]) -> str:
+    value: str = body["errors"][0]["extensions"]["code"]
+    return value
+
+
+CREATE_PATIENT = """mutation($i: CreatePatientInput!) { createPatient(input: $i) {
+  patient { id nhsNumber version } } }"""
+UPDATE_PATIENT = """mutation($i: UpdatePatientInput!) { updatePatient(input: $i) {
+  patient { phone version } } }"""
+CREATE_REFERRAL = """mutation($i: CreateReferralInput!) { createReferral(input: $i) {
+  referral { id status priority breachDate fhirStatus patient { nhsNumber } } } }"""
+TRIAGE = """mutation($i: TriageReferralInput!) { triageReferral(input: $i) {
+  referral { id status priority breachDate redirectedFrom { id } toService { code } } } }"""
+CANCEL_REFERRAL = """mutation($i: CancelReferralInput!) { cancelReferral(input: $i) {
+  referral { status appointments { nodes { status } } } } }"""
+BOOK = """mutation($i: BookAppointmentInput!) { bookAppointment(input: $i) {
+  appointment { id } } }"""
+RESCHEDULE = """mutation($i: RescheduleAppointmentInput!) { rescheduleAppointment(input: $i) {
+  appointment { id status slot { id } rebookedFrom { id status slot { status } } } } }"""
+ATTENDANCE = """mutation($i: RecordAttendanceInput!) { recordAttendance(input: $i) {
+  appointment { status nonAttendanceReason referral { status } } } }"""
+PUBLISH = """mutation($i: PublishRosterInput!) { publishRoster(input: $i) { slotCount } }"""
+BLOCK = """mutation($i: BlockSlotsInput!) { blockSlots(input: $i) {
+  cancelledAppointments { status cancellationReason slot { status }
+                          referral { status } } } }"""
+
+NEW_PATIENT = {
+    "nhsNumber": "999 000 0018",
+    "givenName": "Zara",
+    "familyName": "Ali",
+    "dateOfBirth": "1990-03-04",
+    "postcode": "NW1 4DD",
+    "region": "LONDON",
+    "latitude": 51.52,
+    "longitude": -0.13,
+}
+
+
+async def test_register_and_update_a_patient(client: httpx.AsyncClient) -> None:
+    created = await gql(client, CREATE_PATIENT, CLERK, **NEW_PATIENT)
+    patient = created["data"]["createPatient"]["patient"]
+    assert (patient["nhsNumber"], patient["version"]) == ("9990000018", 1)
+    assert code(await gql(client, CREATE_PATIENT, CLERK, **NEW_PATIENT)) == "ALREADY_EXISTS"
+    bad = {**NEW_PATIENT, "nhsNumber": "9990000019"}
+    assert code(await gql(client, CREATE_PATIENT, CLERK, **bad)) == "INVALID_NHS_NUMBER"
+    assert code(await gql(client, CREATE_PATIENT, PATIENT_1, **NEW_PATIENT)) == "FORBIDDEN"
+    updated = await gql(
+        client, UPDATE_PATIENT, CLERK, patientId=patient["id"], version=1, phone="07700 900123"
+    )
+    assert updated["data"]["updatePatient"]["patient"] == {"phone": "07700 900123", "version": 2}
+    stale = await gql(
+        client, UPDATE_PATIENT, CLERK, patientId=patient["id"], version=1, phone="07700 900999"
+    )
+    assert code(stale) == "STALE_WRITE"
+
+
+async def test_refer_triage_and_redirect(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    made = await gql(
+        client,
+        CREATE_REFERRAL,
+        REFERRER,
+        patientId=gid("Patient", 1),
+        toService="CARDIOLOGY",
+        priority="ROUTINE",
+        referrerName="Dr A Smith",
+        referrerKind="GP",
+    )
+    referral = made["data"]["createReferral"]["referral"]
+    assert (referral["status"], referral["fhirStatus"]) == ("SUBMITTED", "active")
+    assert referral["breachDate"] == (date.today() + timedelta(days=126)).isoformat()
+    accepted = await gql(
+        client, TRIAGE, CLINICIAN, referralId=referral["id"], decision="ACCEPT", priority="URGENT"
+    )
+    settled = accepted["data"]["triageReferral"]["referral"]
+    assert (settled["status"], settled["priority"]) == ("ACCEPTED", "URGENT")
+    assert settled["breachDate"] == (date.today() + timedelta(days=14)).isoformat()
+    again = await gql(
+        client, TRIAGE, CLINICIAN, referralId=referral["id"], decision="REJECT", reason="duplicate"
+    )
+    assert code(again) == "INVALID_TRANSITION"
+    assert again["errors"][0]["message"] == "a referral that is ACCEPTED cannot become REJECTED"
+    assert (
+        code(await gql(client, TRIAGE, REFERRER, referralId=referral["id"], decision="ACCEPT"))
+        == "FORBIDDEN"
+    )
+    made = await gql(
+        client,
+        CREATE_REFERRAL,
+        REFERRER,
+        patientId=gid("Patient", 1),
+        toService="CARDIOLOGY",
+        priority="ROUTINE",
+        referrerName="Dr A Smith",
+        referrerKind="GP",
+    )
+    second = made["data"]["createReferral"]["referral"]["id"]
+    assert (
+        code(await gql(client, TRIAGE, CLINICIAN, referralId=second, decision="REJECT"))
+        == "INVALID_ARGUMENT"
+    )
+    await db.execute(
+        "INSERT INTO skills VALUES ('DERMATOLOGY', 'Dermatology');"
+        "INSERT INTO services (code, name, kind, slot_minutes)"
+        " VALUES ('DERMATOLOGY', 'Dermatology', 'SPECIALTY', 15)"
+    )
+    redirected = await gql(
+        client, TRIAGE, CLINICIAN, referralId=second, decision="REDIRECT", redirectTo="DERMATOLOGY"
+    )
+    new = redirected["data"]["triageReferral"]["referral"]
+    assert new["status"] == "SUBMITTED"
+    assert new["redirectedFrom"] == {"id": second}
+    assert new["toService"] == {"code": "DERMATOLOGY"}
+    clocks = await db.fetch(
+        "SELECT r.id, r.clock_start FROM referrals r"
+        " WHERE r.id IN (SELECT redirected_from_id FROM referrals"
+        " WHERE redirected_from_id IS NOT NULL) OR r.redirected_from_id"
+        " IS NOT NULL ORDER BY r.id"
+    )
+    assert clocks[0]["clock_start"] == clocks[1]["clock_start"]  # the wait carries on
+
+
+async def test_reschedule_links_and_moves(client: httpx.AsyncClient) -> None:
+    booked = await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 1))
+    first = booked["data"]["bookAppointment"]["appointment"]["id"]
+    moved = await gql(client, RESCHEDULE, CLERK, appointmentId=first, slotId=gid("Slot", 2))
+    appointment = moved["data"]["rescheduleAppointment"]["appointment"]
+    assert appointment["status"] == "BOOKED"
+    assert appointment["slot"] == {"id": gid("Slot", 2)}
+    assert appointment["rebookedFrom"] == {
+        "id": first,
+        "status": "CANCELLED",
+        "slot": {"status": "FREE"},
+    }
+
+
+async def test_a_first_appointment_missed_restarts_the_clock(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection[Any],
+) -> None:
+    await db.execute("UPDATE referrals SET clock_start = now() - interval '60 days' WHERE id = 1")
+    booked = await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 3))
+    appointment = booked["data"]["bookAppointment"]["appointment"]["id"]
+    missed = await gql(
+        client,
+        ATTENDANCE,
+        CLERK,
+        appointmentId=appointment,
+        attended=False,
+        reason="PATIENT_FORGOT",
+    )
+    assert missed["data"]["recordAttendance"]["appointment"] == {
+        "status": "NOSHOW",
+        "nonAttendanceReason": "PATIENT_FORGOT",
+        "referral": {"status": "ACCEPTED"},
+    }
+    events = await db.fetch(
+        "SELECT kind FROM referral_clock_events WHERE referral_id = 1 ORDER BY id"
+    )
+    assert [event["kind"] for event in events][-2:] == ["NULLIFIED", "STARTED"]
+    restarted = await db.fetchval(
+        "SELECT clock_start > now() - interval '1 minute' FROM referrals WHERE id = 1"
+    )
+    assert restarted is True
+    booked = await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 4))
+    second = booked["data"]["bookAppointment"]["appointment"]["id"]
+    seen = await gql(client, ATTENDANCE, CLERK, appointmentId=second, attended=True)
+    assert seen["data"]["recordAttendance"]["appointment"]["referral"] == {"status": "COMPLETED"}
+    assert (
+        code(await gql(client, ATTENDANCE, PATIENT_1, appointmentId=second, attended=True))
+        == "FORBIDDEN"
+    )
+
+
+async def test_cancelling_a_booked_referral_frees_its_slot(client: httpx.AsyncClient) -> None:
+    await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 5))
+    cancelled = await gql(
+        client, CANCEL_REFERRAL, PATIENT_1, referralId=gid("Referral", 1), reason="feeling better"
+    )
+    assert cancelled["data"]["cancelReferral"]["referral"] == {
+        "status": "CANCELLED",
+        "appointments": {"nodes": [{"status": "CANCELLED"}]},
+    }
+    other = await gql(
+        client, CANCEL_REFERRAL, PATIENT_1, referralId=gid("Referral", 2), reason="not mine"
+    )
+    assert code(other) == "NOT_FOUND"
+
+
+async def test_publish_a_roster_and_block_a_booked_slot(client: httpx.AsyncClient) -> None:
+    monday = date.today() + timedelta(days=14 - date.today().weekday())
+    roster = {
+        "staffId": gid("Staff", 1),
+        "siteId": gid("Site", 1),
+        "service": "CARDIOLOGY",
+        "weekdays": [1, 3],
+        "starts": "09:00:00",
+        "ends": "11:00:00",
+        "firstDay": monday.isoformat(),
+        "lastDay": (monday + timedelta(days=6)).isoformat(),
+    }
+    published = await gql(client, PUBLISH, CLERK, **roster)
+    assert published["data"]["publishRoster"] == {"slotCount": 12}  # 2 days x 6 x 20 minutes
+    assert code(await gql(client, PUBLISH, CLERK, **roster)) == "ROSTER_OVERLAP"
+    assert code(await gql(client, PUBLISH, REFERRER, **roster)) == "FORBIDDEN"
+    await gql(client, BOOK, CLERK, referralId=gid("Referral", 2), slotId=gid("Slot", 6))
+    blocked = await gql(client, BLOCK, CLERK, slotIds=[gid("Slot", 6), gid("Slot", 7)])
+    assert blocked["data"]["blockSlots"]["cancelledAppointments"] == [
+        {
+            "status": "CANCELLED",
+            "cancellationReason": "CLINIC_CANCELLED",
+            "slot": {"status": "BUSY_UNAVAILABLE"},
+            "referral": {"status": "ACCEPTED"},
+        }
+    ]
