@@ -13,3 +13,28 @@ def nearest_k(
     target_lon: npt.ArrayLike,
     k: int,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]: ...
+
+class Solver:
+    indptr: npt.NDArray[np.int64]
+    slots: npt.NDArray[np.int32]
+    costs: npt.NDArray[np.int64]
+    u: npt.NDArray[np.int64]
+    v: npt.NDArray[np.int64]
+    match_row: npt.NDArray[np.int32]
+    match_col: npt.NDArray[np.int32]
+    match_edge: npt.NDArray[np.int64]
+    n_rows: int
+    n_slots: int
+    def __init__(
+        self,
+        indptr: npt.NDArray[np.int64],
+        slots: npt.NDArray[np.int32],
+        costs: npt.NDArray[np.int64],
+        n_rows: int,
+        n_slots: int,
+    ) -> None: ...
+    def insert_rows(self, rows: npt.ArrayLike) -> None: ...
+
+def connected_components(
+    indptr: npt.NDArray[np.int64], slots: npt.NDArray[np.int32], n_rows: int, n_slots: int
+) -> npt.NDArray[np.int32]: ...

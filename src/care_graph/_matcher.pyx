@@ -104,3 +104,336 @@ cdef inline void _insert_sorted(
         p -= 1
     distance[row, p] = d
     index[row, p] = j
+
+
+# --- the assignment solver ------------------------------------------------------------------
+#
+# Costs inside the solver are minimised: cost(edge) = -(weight + bonus[tier of its referral]).
+# Each referral r also has a private "stay unmatched" column n_slots + r of cost 0, handled as
+# an implicit extra edge (no copy of the graph). Rows are inserted one at a time along shortest
+# augmenting paths (Dijkstra with a binary heap on reduced costs), which keeps the matching of
+# the rows inserted so far optimal; potentials u (rows) and v (columns) keep reduced costs
+# non-negative and are the dual prices on return.
+
+from libc.stdlib cimport free, malloc, realloc
+from libc.string cimport memset
+
+cdef extern from *:
+    """
+    #define CG_INF 0x3fffffffffffffffLL
+    """
+    long long CG_INF
+
+ctypedef long long i64
+
+
+cdef struct Scratch:
+    i64* dist
+    int* pred_row
+    i64* pred_edge
+    char* scanned
+    int* touched
+    int n_touched
+    i64* heap_key
+    int* heap_col
+    int heap_size
+    int heap_capacity
+
+
+cdef int _heap_push(Scratch* s, i64 key, int col) noexcept nogil:
+    """Push (key, col), growing the heap when full; returns -1 when memory runs out."""
+    cdef int i = s.heap_size
+    cdef int parent, capacity
+    cdef i64* keys
+    cdef int* cols
+    if i >= s.heap_capacity:
+        capacity = 2 * s.heap_capacity
+        keys = <i64*> realloc(s.heap_key, capacity * sizeof(i64))
+        if keys == NULL:
+            return -1
+        s.heap_key = keys
+        cols = <int*> realloc(s.heap_col, capacity * sizeof(int))
+        if cols == NULL:
+            return -1
+        s.heap_col = cols
+        s.heap_capacity = capacity
+    s.heap_size += 1
+    while i > 0:
+        parent = (i - 1) >> 1
+        if s.heap_key[parent] <= key:
+            break
+        s.heap_key[i] = s.heap_key[parent]
+        s.heap_col[i] = s.heap_col[parent]
+        i = parent
+    s.heap_key[i] = key
+    s.heap_col[i] = col
+    return 0
+
+
+cdef int _heap_pop(Scratch* s, i64* key) noexcept nogil:
+    """Pop the smallest key; returns its column (the caller checks heap_size > 0)."""
+    cdef int top = s.heap_col[0]
+    cdef i64 last_key
+    cdef int last_col, i = 0, child
+    key[0] = s.heap_key[0]
+    s.heap_size -= 1
+    if s.heap_size == 0:
+        return top
+    last_key = s.heap_key[s.heap_size]
+    last_col = s.heap_col[s.heap_size]
+    while True:
+        child = 2 * i + 1
+        if child >= s.heap_size:
+            break
+        if child + 1 < s.heap_size and s.heap_key[child + 1] < s.heap_key[child]:
+            child += 1
+        if s.heap_key[child] >= last_key:
+            break
+        s.heap_key[i] = s.heap_key[child]
+        s.heap_col[i] = s.heap_col[child]
+        i = child
+    s.heap_key[i] = last_key
+    s.heap_col[i] = last_col
+    return top
+
+
+cdef inline void _touch(Scratch* s, int col) noexcept nogil:
+    if s.dist[col] == CG_INF:
+        s.touched[s.n_touched] = col
+        s.n_touched += 1
+
+
+cdef int _insert_row(
+    int row, int n_slots,
+    const i64* indptr, const int* slot, const i64* cost_of_edge,
+    i64* u, i64* v, int* match_row, int* match_col, i64* match_edge,
+    Scratch* s,
+) noexcept nogil:
+    """Insert one unmatched row along a shortest augmenting path; keeps optimality."""
+    cdef i64 e, d, nd, delta = 0, best
+    cdef int c, c2, r, end = -1, prev, n_scanned = 0, k
+    cdef int dummy = n_slots + row
+    # a fresh row's potential: the least reduced cost it has, so every edge stays >= 0
+    best = 0 - v[dummy]
+    for e in range(indptr[row], indptr[row + 1]):
+        nd = cost_of_edge[e] - v[slot[e]]
+        if nd < best:
+            best = nd
+    u[row] = best
+    s.heap_size = 0
+    s.n_touched = 0
+    for e in range(indptr[row], indptr[row + 1]):
+        c = slot[e]
+        nd = cost_of_edge[e] - u[row] - v[c]
+        _touch(s, c)
+        if nd < s.dist[c]:
+            s.dist[c] = nd
+            s.pred_row[c] = row
+            s.pred_edge[c] = e
+            if _heap_push(s, nd, c) < 0:
+                return -1
+    _touch(s, dummy)
+    nd = 0 - u[row] - v[dummy]
+    if nd < s.dist[dummy]:
+        s.dist[dummy] = nd
+        s.pred_row[dummy] = row
+        s.pred_edge[dummy] = -1
+        if _heap_push(s, nd, dummy) < 0:
+            return -1
+    while s.heap_size > 0:
+        c = _heap_pop(s, &d)
+        if s.scanned[c] or d > s.dist[c]:
+            continue
+        s.scanned[c] = 1
+        if match_row[c] == -1:
+            end = c
+            delta = d
+            break
+        r = match_row[c]
+        for e in range(indptr[r], indptr[r + 1]):
+            c2 = slot[e]
+            if s.scanned[c2]:
+                continue
+            nd = d + cost_of_edge[e] - u[r] - v[c2]
+            _touch(s, c2)
+            if nd < s.dist[c2]:
+                s.dist[c2] = nd
+                s.pred_row[c2] = r
+                s.pred_edge[c2] = e
+                if _heap_push(s, nd, c2) < 0:
+                    return -1
+        c2 = n_slots + r  # the matched row may also give up its column and stay unmatched
+        if c2 != c and not s.scanned[c2]:
+            nd = d + 0 - u[r] - v[c2]
+            _touch(s, c2)
+            if nd < s.dist[c2]:
+                s.dist[c2] = nd
+                s.pred_row[c2] = r
+                s.pred_edge[c2] = -1
+                if _heap_push(s, nd, c2) < 0:
+                    return -1
+    if end < 0:
+        return -2  # unreachable: the row's own "unmatched" column is always free
+    # move potentials so that the path's edges become tight and the others stay >= 0
+    for k in range(s.n_touched):
+        c = s.touched[k]
+        if s.scanned[c] and c != end:
+            v[c] += s.dist[c] - delta
+            u[match_row[c]] += delta - s.dist[c]
+    u[row] += delta
+    # augment: each row on the path takes the column that led to the next
+    c = end
+    while True:
+        r = s.pred_row[c]
+        prev = match_col[r]
+        match_col[r] = c
+        match_row[c] = r
+        match_edge[r] = s.pred_edge[c]
+        if r == row:
+            break
+        c = prev
+    for k in range(s.n_touched):
+        c = s.touched[k]
+        s.dist[c] = CG_INF
+        s.scanned[c] = 0
+    return 0
+
+
+cdef int _solve_rows(
+    const int* rows, int n_rows_here, int n_slots,
+    const i64* indptr, const int* slot, const i64* cost_of_edge,
+    i64* u, i64* v, int* match_row, int* match_col, i64* match_edge, Scratch* s,
+) noexcept nogil:
+    cdef int k, status
+    for k in range(n_rows_here):
+        status = _insert_row(rows[k], n_slots, indptr, slot, cost_of_edge, u, v, match_row,
+                             match_col, match_edge, s)
+        if status != 0:
+            return status
+    return 0
+
+
+cdef Scratch* _new_scratch(int n_columns, i64 n_edges) noexcept nogil:
+    cdef Scratch* s = <Scratch*> malloc(sizeof(Scratch))
+    cdef int k
+    if s == NULL:
+        return NULL
+    s.dist = <i64*> malloc(n_columns * sizeof(i64))
+    s.pred_row = <int*> malloc(n_columns * sizeof(int))
+    s.pred_edge = <i64*> malloc(n_columns * sizeof(i64))
+    s.scanned = <char*> malloc(n_columns * sizeof(char))
+    s.touched = <int*> malloc(n_columns * sizeof(int))
+    s.heap_capacity = 4096
+    s.heap_key = <i64*> malloc(s.heap_capacity * sizeof(i64))
+    s.heap_col = <int*> malloc(s.heap_capacity * sizeof(int))
+    if (s.dist == NULL or s.pred_row == NULL or s.pred_edge == NULL or s.scanned == NULL
+            or s.touched == NULL or s.heap_key == NULL or s.heap_col == NULL):
+        _free_scratch(s)
+        return NULL
+    for k in range(n_columns):
+        s.dist[k] = CG_INF
+    memset(s.scanned, 0, n_columns)
+    s.heap_size = 0
+    s.n_touched = 0
+    return s
+
+
+cdef void _free_scratch(Scratch* s) noexcept nogil:
+    if s != NULL:
+        free(s.dist)
+        free(s.pred_row)
+        free(s.pred_edge)
+        free(s.scanned)
+        free(s.touched)
+        free(s.heap_key)
+        free(s.heap_col)
+        free(s)
+
+
+cdef class Solver:
+    """The state of one solved instance: assignment and potentials, kept so that rows can be
+    added or removed later and repaired in place (see care_graph.matcher)."""
+
+    cdef public object indptr, slots, costs, u, v, match_row, match_col, match_edge
+    cdef public int n_rows, n_slots
+
+    def __init__(self, indptr, slots, costs, int n_rows, int n_slots):
+        self.indptr = indptr
+        self.slots = slots
+        self.costs = costs
+        self.n_rows = n_rows
+        self.n_slots = n_slots
+        self.u = np.zeros(n_rows, dtype=np.int64)
+        self.v = np.zeros(n_slots + n_rows, dtype=np.int64)
+        self.match_row = np.full(n_slots + n_rows, -1, dtype=np.int32)
+        self.match_col = np.full(n_rows, -1, dtype=np.int32)
+        self.match_edge = np.full(n_rows, -1, dtype=np.int64)
+
+    def insert_rows(self, rows):
+        """Insert rows (all currently unmatched) one by one along shortest augmenting paths;
+        releases the GIL, so batches of independent rows may run on several threads."""
+        cdef int[::1] order = np.ascontiguousarray(rows, dtype=np.int32)
+        cdef const i64[::1] indptr = self.indptr
+        cdef const int[::1] slot = self.slots
+        cdef const i64[::1] cost = self.costs
+        cdef i64[::1] u = self.u
+        cdef i64[::1] v = self.v
+        cdef int[::1] match_row = self.match_row
+        cdef int[::1] match_col = self.match_col
+        cdef i64[::1] match_edge = self.match_edge
+        cdef int n_columns = self.n_slots + self.n_rows
+        cdef i64 n_edges = slot.shape[0]
+        cdef int status = 0, n = order.shape[0]
+        cdef Scratch* scratch
+        if n == 0:
+            return
+        with nogil:
+            scratch = _new_scratch(n_columns, n_edges)
+            if scratch == NULL:
+                status = -3
+            else:
+                status = _solve_rows(&order[0], n, self.n_slots, &indptr[0],
+                                     &slot[0] if n_edges > 0 else NULL,
+                                     &cost[0] if n_edges > 0 else NULL,
+                                     &u[0], &v[0], &match_row[0], &match_col[0],
+                                     &match_edge[0], scratch)
+                _free_scratch(scratch)
+        if status == -3:
+            raise MemoryError("not enough memory for the solver's working arrays")
+        if status != 0:
+            raise RuntimeError(f"internal solver error {status}")
+
+
+def connected_components(indptr, slots, int n_rows, int n_slots):
+    """Label each row with its connected component (rows sharing candidate slots, directly or
+    through other rows); rows without edges get components of their own."""
+    cdef const i64[::1] ptr = indptr
+    cdef const int[::1] slot = slots
+    parent_array = np.arange(n_rows + n_slots, dtype=np.int32)
+    cdef int[::1] parent = parent_array
+    cdef int r, a, b
+    cdef i64 e
+    with nogil:
+        for r in range(n_rows):
+            for e in range(ptr[r], ptr[r + 1]):
+                a = _find(parent, r)
+                b = _find(parent, n_rows + slot[e])
+                if a != b:
+                    if a < b:
+                        parent[b] = a
+                    else:
+                        parent[a] = b
+        for r in range(n_rows):
+            parent[r] = _find(parent, r)
+    return parent_array[:n_rows].copy()
+
+
+cdef inline int _find(int[::1] parent, int x) noexcept nogil:
+    cdef int root = x, next_
+    while parent[root] != root:
+        root = parent[root]
+    while parent[x] != root:
+        next_ = parent[x]
+        parent[x] = root
+        x = next_
+    return root

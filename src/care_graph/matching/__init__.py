@@ -1,0 +1,1 @@
+"""Matching helpers around the compiled solver: a plain-Python reference, instance generators."""
