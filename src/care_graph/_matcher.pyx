@@ -203,6 +203,22 @@ cdef inline void _touch(Scratch* s, int col) noexcept nogil:
         s.n_touched += 1
 
 
+cdef inline int _relax(Scratch* s, int c, i64 nd, int r, i64 e, int* match_row, i64* bound,
+                       int* bound_col) noexcept nogil:
+    """Offer column ``c`` at distance ``nd`` through row ``r`` (edge ``e``; -1: unmatched)."""
+    if nd >= s.dist[c] or nd >= bound[0]:
+        return 0
+    _touch(s, c)
+    s.dist[c] = nd
+    s.pred_row[c] = r
+    s.pred_edge[c] = e
+    if match_row[c] == -1:
+        bound[0] = nd
+        bound_col[0] = c
+        return 0
+    return _heap_push(s, nd, c)
+
+
 cdef int _insert_row(
     int row, int n_slots,
     const i64* indptr, const int* slot, const i64* cost_of_edge,
@@ -213,65 +229,61 @@ cdef int _insert_row(
     cdef i64 e, d, nd, delta = 0, best
     cdef int c, c2, r, end = -1, prev, n_scanned = 0, k
     cdef int dummy = n_slots + row
+    cdef i64 best_edge = -1
     # a fresh row's potential: the least reduced cost it has, so every edge stays >= 0
     best = 0 - v[dummy]
     for e in range(indptr[row], indptr[row + 1]):
         nd = cost_of_edge[e] - v[slot[e]]
         if nd < best:
             best = nd
+            best_edge = e
     u[row] = best
+    # fast path: the cheapest column is free, so taking it is already a shortest path (length
+    # 0); this is what makes plentiful capacity cheap
+    if best_edge >= 0 and match_row[slot[best_edge]] == -1:
+        match_col[row] = slot[best_edge]
+        match_row[slot[best_edge]] = row
+        match_edge[row] = best_edge
+        return 0
+    if best_edge < 0 and match_row[dummy] == -1:
+        match_col[row] = dummy
+        match_row[dummy] = row
+        match_edge[row] = -1
+        return 0
     s.heap_size = 0
     s.n_touched = 0
+    # Dijkstra over columns. A free column ends the search, so free columns are never pushed:
+    # the cheapest one reached so far is the bound, and nothing at or above it is pushed.
+    cdef i64 bound = CG_INF
+    cdef int bound_col = -1
     for e in range(indptr[row], indptr[row + 1]):
         c = slot[e]
         nd = cost_of_edge[e] - u[row] - v[c]
-        _touch(s, c)
-        if nd < s.dist[c]:
-            s.dist[c] = nd
-            s.pred_row[c] = row
-            s.pred_edge[c] = e
-            if _heap_push(s, nd, c) < 0:
-                return -1
-    _touch(s, dummy)
-    nd = 0 - u[row] - v[dummy]
-    if nd < s.dist[dummy]:
-        s.dist[dummy] = nd
-        s.pred_row[dummy] = row
-        s.pred_edge[dummy] = -1
-        if _heap_push(s, nd, dummy) < 0:
+        if _relax(s, c, nd, row, e, match_row, &bound, &bound_col) < 0:
             return -1
+    if _relax(s, dummy, 0 - u[row] - v[dummy], row, -1, match_row, &bound, &bound_col) < 0:
+        return -1
     while s.heap_size > 0:
         c = _heap_pop(s, &d)
+        if d >= bound:
+            break
         if s.scanned[c] or d > s.dist[c]:
             continue
         s.scanned[c] = 1
-        if match_row[c] == -1:
-            end = c
-            delta = d
-            break
         r = match_row[c]
         for e in range(indptr[r], indptr[r + 1]):
             c2 = slot[e]
             if s.scanned[c2]:
                 continue
-            nd = d + cost_of_edge[e] - u[r] - v[c2]
-            _touch(s, c2)
-            if nd < s.dist[c2]:
-                s.dist[c2] = nd
-                s.pred_row[c2] = r
-                s.pred_edge[c2] = e
-                if _heap_push(s, nd, c2) < 0:
-                    return -1
+            if _relax(s, c2, d + cost_of_edge[e] - u[r] - v[c2], r, e, match_row, &bound,
+                      &bound_col) < 0:
+                return -1
         c2 = n_slots + r  # the matched row may also give up its column and stay unmatched
         if c2 != c and not s.scanned[c2]:
-            nd = d + 0 - u[r] - v[c2]
-            _touch(s, c2)
-            if nd < s.dist[c2]:
-                s.dist[c2] = nd
-                s.pred_row[c2] = r
-                s.pred_edge[c2] = -1
-                if _heap_push(s, nd, c2) < 0:
-                    return -1
+            if _relax(s, c2, d - u[r] - v[c2], r, -1, match_row, &bound, &bound_col) < 0:
+                return -1
+    end = bound_col
+    delta = bound
     if end < 0:
         return -2  # unreachable: the row's own "unmatched" column is always free
     # move potentials so that the path's edges become tight and the others stay >= 0
