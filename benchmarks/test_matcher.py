@@ -1,0 +1,244 @@
+"""The matcher against the solvers a user could pick instead, on identical seeded instances, with
+every exact solver's optimum checked equal to ours.
+
+Peers (optional `bench` extra): OR-Tools SimpleMinCostFlow and SciPy's
+min_weight_full_bipartite_matching, each on the whole problem and, in a second row, per service
+(the decomposition advantage our solver takes by itself). All solve the same integers: cost =
+-(weight + the referral's tier bonus); "unmatched" is an explicit zero-cost option for them.
+lap.lapmod is not among them: it refuses costs of 1,000,000 or more, and the tier bonuses that
+make the objective lexicographic are larger than that at these sizes.
+
+    scripts/dev bench benchmarks/test_matcher.py              # loose and scarce, 20k and 100k
+    CARE_GRAPH_BENCH_SLOW_PEERS=1 ...                         # also the slow whole-problem peers
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pytest
+
+from care_graph._matcher import connected_components
+from care_graph.matcher import Matcher, _bonuses
+from care_graph.matching.instances import Instance, generate_instance
+
+SIZES = {
+    "loose-20k": (20_000, 100_000),
+    "loose-100k": (100_000, 500_000),
+    "scarce-20k": (20_000, 14_000),
+    "scarce-100k": (100_000, 70_000),
+}
+SMOKE_SIZES = {"loose-smoke": (1_000, 5_000), "scarce-smoke": (1_000, 700)}
+SLOW_PEERS = os.environ.get("CARE_GRAPH_BENCH_SLOW_PEERS") == "1"
+
+
+def costs_of(instance: Instance) -> npt.NDArray[np.int64]:
+    """The integers every solver minimises (weights plus tier bonuses, negated)."""
+    component = connected_components(
+        instance.indptr, instance.slots, instance.n_referrals, instance.n_slots
+    )
+    bonus = _bonuses(instance.indptr, instance.weights, instance.tiers, component)
+    return -(instance.weights + np.repeat(bonus, np.diff(instance.indptr)))
+
+
+def lexicographic(instance: Instance, assignment: npt.NDArray[np.int32]) -> tuple[int, ...]:
+    """(matched per tier, total weight): what 'the same optimum' means."""
+    n_tiers = int(instance.tiers.max()) + 1
+    matched = assignment >= 0
+    counts = np.bincount(instance.tiers[matched], minlength=n_tiers)
+    # the weight of each matched referral's edge to its slot (the best, if duplicated)
+    rows = np.repeat(np.arange(instance.n_referrals), np.diff(instance.indptr))
+    on_edge = instance.slots == assignment[rows]
+    best = np.full(instance.n_referrals, np.iinfo(np.int64).min)
+    np.maximum.at(best, rows[on_edge], instance.weights[on_edge])
+    return (*counts.tolist(), int(best[matched].sum()))
+
+
+def ortools_flow(
+    instance: Instance,
+    costs: npt.NDArray[np.int64],
+    rows: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int32]:
+    """Min-cost flow: source -> referral -> slot -> sink, plus referral -> sink at cost 0."""
+    from ortools.graph.python import min_cost_flow
+
+    n_rows, n_slots = instance.n_referrals, instance.n_slots
+    source, sink = n_rows + n_slots, n_rows + n_slots + 1
+    flow = min_cost_flow.SimpleMinCostFlow()
+    tails = np.concatenate(
+        [np.full(n_rows, source), rows, np.arange(n_rows), n_rows + np.arange(n_slots)]
+    )
+    heads = np.concatenate(
+        [np.arange(n_rows), n_rows + instance.slots, np.full(n_rows, sink), np.full(n_slots, sink)]
+    )
+    unit = np.ones(len(tails), dtype=np.int64)
+    arc_costs = np.concatenate(
+        [np.zeros(n_rows, dtype=np.int64), costs, np.zeros(n_rows + n_slots, dtype=np.int64)]
+    )
+    flow.add_arcs_with_capacity_and_unit_cost(tails, heads, unit, arc_costs)
+    supplies = np.zeros(n_rows + n_slots + 2, dtype=np.int64)
+    supplies[source], supplies[sink] = n_rows, -n_rows
+    flow.set_nodes_supplies(np.arange(len(supplies)), supplies)
+    assert flow.solve() == flow.OPTIMAL
+    first_edge = n_rows
+    used = flow.flows(np.arange(first_edge, first_edge + len(costs))) > 0
+    assignment = np.full(n_rows, -1, dtype=np.int32)
+    assignment[rows[used]] = instance.slots[used]
+    return assignment
+
+
+def scipy_full(
+    instance: Instance, costs: npt.NDArray[np.int64], rows: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int32]:
+    """SciPy's full bipartite matching (every referral matched) with a dummy column per
+    referral; costs are shifted positive, which does not change a full matching's optimum."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import min_weight_full_bipartite_matching
+
+    n_rows, n_slots = instance.n_referrals, instance.n_slots
+    # a sparse matrix sums duplicate entries: keep only the cheapest edge per (referral, slot)
+    order = np.lexsort((costs, instance.slots, rows))
+    keep = np.ones(len(order), dtype=bool)
+    keep[1:] = (rows[order][1:] != rows[order][:-1]) | (
+        instance.slots[order][1:] != instance.slots[order][:-1]
+    )
+    edge_rows, edge_slots, edge_costs = (
+        rows[order][keep],
+        instance.slots[order][keep],
+        costs[order][keep],
+    )
+    shift = -int(edge_costs.min()) + 1 if len(edge_costs) else 1
+    data = np.concatenate([edge_costs + shift, np.full(n_rows, shift)]).astype(np.float64)
+    matrix = csr_matrix(
+        (
+            data,
+            (
+                np.concatenate([edge_rows, np.arange(n_rows)]),
+                np.concatenate([edge_slots, n_slots + np.arange(n_rows)]),
+            ),
+        ),
+        shape=(n_rows, n_slots + n_rows),
+    )
+    _, chosen = min_weight_full_bipartite_matching(matrix)
+    return np.where(chosen < n_slots, chosen, -1).astype(np.int32)
+
+
+def per_service(
+    solver: Callable[
+        [Instance, npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.int32]
+    ],
+    instance: Instance,
+    costs: npt.NDArray[np.int64],
+) -> npt.NDArray[np.int32]:
+    """Run a peer once per service: the decomposition advantage, given to it."""
+    assignment = np.full(instance.n_referrals, -1, dtype=np.int32)
+    edge_rows = np.repeat(np.arange(instance.n_referrals), np.diff(instance.indptr))
+    for service in np.unique(instance.service).tolist():
+        members = np.flatnonzero(instance.service == service)
+        edges = np.isin(edge_rows, members)
+        used_slots, local_slots = np.unique(instance.slots[edges], return_inverse=True)
+        if len(used_slots) == 0:
+            continue  # no candidate anywhere: everyone in this service stays unmatched
+        local_row = np.searchsorted(members, edge_rows[edges])
+        indptr = np.zeros(len(members) + 1, dtype=np.int64)
+        indptr[1:] = np.cumsum(np.bincount(local_row, minlength=len(members)))
+        sub = Instance(
+            indptr,
+            local_slots.astype(np.int32),
+            instance.weights[edges],
+            instance.tiers[members],
+            len(used_slots),
+            instance.service[members],
+        )
+        local = solver(sub, costs[edges], local_row.astype(np.int64))
+        assignment[members] = np.where(local >= 0, used_slots[np.maximum(local, 0)], -1)
+    return assignment
+
+
+def peak_memory_mib(n_referrals: int, n_slots: int) -> float:
+    """Peak extra resident memory of one cold solve, measured in a fresh process."""
+    script = (
+        "import numpy as np, resource\n"
+        "from care_graph.matching.instances import generate_instance\n"
+        "from care_graph.matcher import solve\n"
+        f"i = generate_instance({n_referrals}, {n_slots}, seed=1)\n"
+        "def hwm():\n"
+        "    return int([l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]"
+        ".split()[1])\n"
+        "import gc; gc.collect()\n"
+        "before = int([l for l in open('/proc/self/status') if l.startswith('VmRSS')][0]"
+        ".split()[1])\n"
+        "solve(i.indptr, i.slots, i.weights, i.n_slots, i.tiers)\n"
+        "print((hwm() - before) / 1024)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    ).stdout
+    return float(output.strip())
+
+
+def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    started = time.perf_counter()
+    result = work()
+    return time.perf_counter() - started, result
+
+
+@pytest.mark.parametrize("name", list(SIZES))
+def test_matcher_against_peers(name: str, smoke: bool, report: list[str]) -> None:
+    shape = name.split("-")[0]
+    n_referrals, n_slots = SMOKE_SIZES[f"{shape}-smoke"] if smoke else SIZES[name]
+    if smoke and name.endswith("100k"):
+        pytest.skip("the smoke run covers each shape once")
+    report.append(compare(name, shape, n_referrals, n_slots, smoke))
+
+
+def compare(name: str, shape: str, n_referrals: int, n_slots: int, smoke: bool) -> str:
+    """Time care_graph and every peer on one instance; check they agree; one summary line."""
+    instance = generate_instance(n_referrals, n_slots, seed=1)
+    costs = costs_of(instance)
+    rows = np.repeat(np.arange(instance.n_referrals), np.diff(instance.indptr))
+
+    def ours() -> Any:
+        return Matcher(
+            instance.indptr, instance.slots, instance.weights, instance.n_slots, instance.tiers
+        ).result()
+
+    ours_time, matching = min(
+        (timed(ours) for _ in range(1 if smoke else 3)), key=lambda pair: pair[0]
+    )
+    optimum = lexicographic(instance, matching.assignment)
+    line = [
+        f"{name} ({n_referrals:,} x {n_slots:,}, {len(instance.slots):,} edges):"
+        f" care_graph {ours_time:.3f} s"
+    ]
+    large = n_referrals >= 100_000
+    peers: list[tuple[str, Callable[[], npt.NDArray[np.int32]]]] = []
+    if find("ortools") and (not large or shape == "loose" or SLOW_PEERS):
+        peers.append(("OR-Tools flow", lambda: ortools_flow(instance, costs, rows)))
+        peers.append(("OR-Tools flow/service", lambda: per_service(ortools_flow, instance, costs)))
+    if not large or SLOW_PEERS:
+        peers.append(("scipy", lambda: scipy_full(instance, costs, rows)))
+        peers.append(("scipy/service", lambda: per_service(scipy_full, instance, costs)))
+    for peer, run in peers:
+        peer_time, assignment = timed(run)
+        assert lexicographic(instance, assignment) == optimum, f"{peer} disagrees"
+        line.append(f"{peer} {peer_time:.2f} s ({peer_time / ours_time:.1f}x)")
+    if not smoke and large and shape == "loose":
+        line.append(f"peak extra memory {peak_memory_mib(n_referrals, n_slots):.0f} MiB")
+    return "; ".join(line) + "; equal optima"
+
+
+def find(module: str) -> bool:
+    """Whether an optional peer is installed (the `bench` extra)."""
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
