@@ -223,3 +223,80 @@ def test_overflowing_bonuses_are_refused() -> None:
     tiers = np.repeat(np.arange(8), n // 8)
     with pytest.raises(ValueError, match="tier bonuses would overflow int64"):
         solve(indptr, slots, weights, 1, tiers)
+
+
+def masked_objective(
+    matcher: Matcher, indptr: Any, slots: Any, weights: Any, tiers: Any
+) -> tuple[int, ...]:
+    assignment = matcher.result().assignment
+    assert_valid(assignment, indptr, slots)
+    assert not (assignment[~matcher.active] >= 0).any(), "an inactive referral was matched"
+    dead = matcher.solver.dead[: matcher.solver.n_slots].astype(bool)
+    assert not dead[assignment[assignment >= 0]].any(), "a slot off offer was matched"
+    return objective(
+        assignment.tolist(), indptr.tolist(), slots.tolist(), weights.tolist(), tiers.tolist()
+    )
+
+
+@pytest.mark.parametrize("seed", range(60))
+def test_incremental_changes_equal_a_cold_solve(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    n_rows, n_slots = int(rng.integers(5, 80)), int(rng.integers(3, 90))
+    rows = [
+        [
+            (int(slot), int(rng.integers(-3, 40)))
+            for slot in rng.choice(
+                n_slots, size=int(rng.integers(0, min(5, n_slots) + 1)), replace=False
+            )
+        ]
+        for _ in range(n_rows)
+    ]
+    indptr, slots, weights = csr(rows)
+    tiers = rng.choice(3, size=n_rows, p=[0.2, 0.3, 0.5])
+    inactive = set(rng.choice(n_rows, size=n_rows // 5, replace=False).tolist())
+    unavailable = set(rng.choice(n_slots, size=n_slots // 5, replace=False).tolist())
+    matcher = Matcher(
+        indptr,
+        slots,
+        weights,
+        n_slots,
+        tiers,
+        inactive_referrals=sorted(inactive),
+        unavailable_slots=sorted(unavailable),
+    )
+    for _ in range(6):
+        kind = int(rng.integers(0, 4))
+        if kind == 0 and len(unavailable) < n_slots:
+            change = rng.choice(
+                sorted(set(range(n_slots)) - unavailable),
+                size=int(rng.integers(1, 4)),
+                replace=True,
+            )
+            unavailable |= set(change.tolist())
+            matcher.remove_slots(sorted(set(change.tolist())))
+        elif kind == 1 and unavailable:
+            change = rng.choice(sorted(unavailable), size=int(rng.integers(1, 4)), replace=True)
+            unavailable -= set(change.tolist())
+            matcher.offer_slots(sorted(set(change.tolist())))
+        elif kind == 2 and len(inactive) < n_rows:
+            change = rng.choice(
+                sorted(set(range(n_rows)) - inactive), size=int(rng.integers(1, 4)), replace=True
+            )
+            inactive |= set(change.tolist())
+            matcher.remove_referrals(sorted(set(change.tolist())))
+        elif kind == 3 and inactive:
+            change = rng.choice(sorted(inactive), size=int(rng.integers(1, 4)), replace=True)
+            inactive -= set(change.tolist())
+            matcher.add_referrals(sorted(set(change.tolist())))
+        cold = Matcher(
+            indptr,
+            slots,
+            weights,
+            n_slots,
+            tiers,
+            inactive_referrals=sorted(inactive),
+            unavailable_slots=sorted(unavailable),
+        )
+        assert masked_objective(matcher, indptr, slots, weights, tiers) == masked_objective(
+            cold, indptr, slots, weights, tiers
+        )

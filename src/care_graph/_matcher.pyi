@@ -23,6 +23,7 @@ class Solver:
     match_row: npt.NDArray[np.int32]
     match_col: npt.NDArray[np.int32]
     match_edge: npt.NDArray[np.int64]
+    dead: npt.NDArray[np.int8]
     n_rows: int
     n_slots: int
     def __init__(
@@ -38,3 +39,10 @@ class Solver:
 def connected_components(
     indptr: npt.NDArray[np.int64], slots: npt.NDArray[np.int32], n_rows: int, n_slots: int
 ) -> npt.NDArray[np.int32]: ...
+def free_columns(
+    solver: Solver,
+    columns: list[int],
+    col_ptr: npt.NDArray[np.int64],
+    col_rows: npt.NDArray[np.int32],
+    col_edges: npt.NDArray[np.int64],
+) -> list[int]: ...

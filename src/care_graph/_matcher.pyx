@@ -221,7 +221,7 @@ cdef inline int _relax(Scratch* s, int c, i64 nd, int r, i64 e, int* match_row, 
 
 cdef int _insert_row(
     int row, int n_slots,
-    const i64* indptr, const int* slot, const i64* cost_of_edge,
+    const i64* indptr, const int* slot, const i64* cost_of_edge, const char* dead,
     i64* u, i64* v, int* match_row, int* match_col, i64* match_edge,
     Scratch* s,
 ) noexcept nogil:
@@ -233,6 +233,8 @@ cdef int _insert_row(
     # a fresh row's potential: the least reduced cost it has, so every edge stays >= 0
     best = 0 - v[dummy]
     for e in range(indptr[row], indptr[row + 1]):
+        if dead[slot[e]]:
+            continue
         nd = cost_of_edge[e] - v[slot[e]]
         if nd < best:
             best = nd
@@ -258,6 +260,8 @@ cdef int _insert_row(
     cdef int bound_col = -1
     for e in range(indptr[row], indptr[row + 1]):
         c = slot[e]
+        if dead[c]:
+            continue
         nd = cost_of_edge[e] - u[row] - v[c]
         if _relax(s, c, nd, row, e, match_row, &bound, &bound_col) < 0:
             return -1
@@ -273,7 +277,7 @@ cdef int _insert_row(
         r = match_row[c]
         for e in range(indptr[r], indptr[r + 1]):
             c2 = slot[e]
-            if s.scanned[c2]:
+            if s.scanned[c2] or dead[c2]:
                 continue
             if _relax(s, c2, d + cost_of_edge[e] - u[r] - v[c2], r, e, match_row, &bound,
                       &bound_col) < 0:
@@ -313,13 +317,13 @@ cdef int _insert_row(
 
 cdef int _solve_rows(
     const int* rows, int n_rows_here, int n_slots,
-    const i64* indptr, const int* slot, const i64* cost_of_edge,
+    const i64* indptr, const int* slot, const i64* cost_of_edge, const char* dead,
     i64* u, i64* v, int* match_row, int* match_col, i64* match_edge, Scratch* s,
 ) noexcept nogil:
     cdef int k, status
     for k in range(n_rows_here):
-        status = _insert_row(rows[k], n_slots, indptr, slot, cost_of_edge, u, v, match_row,
-                             match_col, match_edge, s)
+        status = _insert_row(rows[k], n_slots, indptr, slot, cost_of_edge, dead, u, v,
+                             match_row, match_col, match_edge, s)
         if status != 0:
             return status
     return 0
@@ -366,7 +370,7 @@ cdef class Solver:
     """The state of one solved instance: assignment and potentials, kept so that rows can be
     added or removed later and repaired in place (see care_graph.matcher)."""
 
-    cdef public object indptr, slots, costs, u, v, match_row, match_col, match_edge
+    cdef public object indptr, slots, costs, u, v, match_row, match_col, match_edge, dead
     cdef public int n_rows, n_slots
 
     def __init__(self, indptr, slots, costs, int n_rows, int n_slots):
@@ -380,6 +384,7 @@ cdef class Solver:
         self.match_row = np.full(n_slots + n_rows, -1, dtype=np.int32)
         self.match_col = np.full(n_rows, -1, dtype=np.int32)
         self.match_edge = np.full(n_rows, -1, dtype=np.int64)
+        self.dead = np.zeros(n_slots + n_rows, dtype=np.int8)  # slots not on offer
 
     def insert_rows(self, rows):
         """Insert rows (all currently unmatched) one by one along shortest augmenting paths;
@@ -393,6 +398,7 @@ cdef class Solver:
         cdef int[::1] match_row = self.match_row
         cdef int[::1] match_col = self.match_col
         cdef i64[::1] match_edge = self.match_edge
+        cdef const signed char[::1] dead = self.dead
         cdef int n_columns = self.n_slots + self.n_rows
         cdef i64 n_edges = slot.shape[0]
         cdef int status = 0, n = order.shape[0]
@@ -407,6 +413,7 @@ cdef class Solver:
                 status = _solve_rows(&order[0], n, self.n_slots, &indptr[0],
                                      &slot[0] if n_edges > 0 else NULL,
                                      &cost[0] if n_edges > 0 else NULL,
+                                     <const char*> &dead[0],
                                      &u[0], &v[0], &match_row[0], &match_col[0],
                                      &match_edge[0], scratch)
                 _free_scratch(scratch)
@@ -414,6 +421,43 @@ cdef class Solver:
             raise MemoryError("not enough memory for the solver's working arrays")
         if status != 0:
             raise RuntimeError(f"internal solver error {status}")
+
+
+def free_columns(Solver solver, columns, col_ptr, col_rows, col_edges):
+    """Make ``columns`` free at price 0 and restore optimality around them: any assigned row
+    that would now rather have one of them is unassigned, which frees its own column in turn.
+    Returns the rows left unassigned (insert them again). CSC arrays list each column's rows."""
+    cdef const i64[::1] cptr = col_ptr
+    cdef const int[::1] crows = col_rows
+    cdef const i64[::1] cedges = col_edges
+    cdef const i64[::1] cost = solver.costs
+    cdef i64[::1] u = solver.u
+    cdef i64[::1] v = solver.v
+    cdef int[::1] match_row = solver.match_row
+    cdef int[::1] match_col = solver.match_col
+    cdef i64[::1] match_edge = solver.match_edge
+    cdef int n_slots = solver.n_slots
+    queue = list(columns)
+    unassigned = []
+    cdef int c, i, j
+    cdef i64 k
+    while queue:
+        c = queue.pop()
+        v[c] = 0
+        if c >= n_slots:
+            continue  # a referral's own "unmatched" column: only that referral can want it
+        for k in range(cptr[c], cptr[c + 1]):
+            i = crows[k]
+            j = match_col[i]
+            if j < 0 or j == c:
+                continue
+            if cost[cedges[k]] - u[i] - v[c] < 0:
+                match_col[i] = -1
+                match_row[j] = -1
+                match_edge[i] = -1
+                unassigned.append(i)
+                queue.append(j)
+    return unassigned
 
 
 def connected_components(indptr, slots, int n_rows, int n_slots):

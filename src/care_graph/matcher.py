@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from care_graph._matcher import Solver, connected_components
+from care_graph._matcher import Solver, connected_components, free_columns
 
 IntArray = npt.NDArray[np.int64]
 LIMIT = 1 << 60  # headroom below int64 for sums of reduced costs along a path
@@ -154,6 +154,8 @@ class Matcher:
         n_slots: int,
         tiers: npt.ArrayLike | None = None,
         *,
+        inactive_referrals: npt.ArrayLike = (),
+        unavailable_slots: npt.ArrayLike = (),
         threads: int | None = None,
     ) -> None:
         indptr, slots, weights, tier_array, n_slots = _check(indptr, slots, weights, n_slots, tiers)
@@ -165,6 +167,10 @@ class Matcher:
         degree = np.diff(indptr)
         costs = -(weights + np.repeat(bonus, degree))
         self.solver = Solver(indptr, slots, costs, n_rows, n_slots)
+        self.active = np.ones(n_rows, dtype=bool)
+        self.active[np.asarray(inactive_referrals, dtype=np.int64)] = False
+        self.solver.dead[np.asarray(unavailable_slots, dtype=np.int64)] = 1
+        self._by_slot: tuple[IntArray, npt.NDArray[np.int32], IntArray] | None = None
         self._solve_all(threads or min(2, os.cpu_count() or 1))
 
     def _solve_all(self, threads: int) -> None:
@@ -173,6 +179,7 @@ class Matcher:
             return
         # urgent tiers first (they rarely need to displace anyone), components kept together
         order = np.lexsort((self.tiers, self.component)).astype(np.int32)
+        order = order[self.active[order]]
         if threads <= 1:
             self.solver.insert_rows(order)
             return
@@ -190,6 +197,66 @@ class Matcher:
         batches = [np.concatenate(group) for group in groups if group]
         with ThreadPoolExecutor(len(batches)) as pool:
             list(pool.map(self.solver.insert_rows, batches))
+
+    # --- incremental changes: repair what changed, keep the rest ----------------------------
+    def _columns_to_rows(self) -> tuple[IntArray, npt.NDArray[np.int32], IntArray]:
+        """Each slot's referrals (CSC of the edges), built on first use."""
+        if self._by_slot is None:
+            solver = self.solver
+            edge_rows = np.repeat(np.arange(solver.n_rows, dtype=np.int32), np.diff(solver.indptr))
+            order = np.argsort(solver.slots, kind="stable")
+            col_ptr = np.zeros(solver.n_slots + 1, dtype=np.int64)
+            col_ptr[1:] = np.cumsum(np.bincount(solver.slots, minlength=solver.n_slots))
+            self._by_slot = (col_ptr, edge_rows[order], order.astype(np.int64))
+        return self._by_slot
+
+    def _reinsert(self, rows: list[int] | npt.NDArray[np.int32]) -> None:
+        rows = np.asarray(rows, dtype=np.int32)
+        rows = rows[self.active[rows] & (self.solver.match_col[rows] < 0)]
+        self.solver.insert_rows(rows[np.argsort(self.tiers[rows], kind="stable")])
+
+    def _release(self, rows: npt.NDArray[np.int64]) -> list[int]:
+        """Unassign rows; return the columns they held (now free)."""
+        solver = self.solver
+        held = solver.match_col[rows]
+        rows, held = rows[held >= 0], held[held >= 0]
+        solver.match_row[held] = -1
+        solver.match_col[rows] = -1
+        solver.match_edge[rows] = -1
+        freed: list[int] = held.tolist()
+        return freed
+
+    def _free(self, columns: list[int]) -> None:
+        """Columns just freed or revived: restore optimality around them, then reinsert."""
+        self._reinsert(free_columns(self.solver, columns, *self._columns_to_rows()))
+
+    def remove_slots(self, slot_ids: npt.ArrayLike) -> None:
+        """Slots taken off offer (booked elsewhere, blocked); their referrals are re-matched."""
+        slots = np.asarray(slot_ids, dtype=np.int64)
+        self.solver.dead[slots] = 1
+        holders = self.solver.match_row[slots]
+        holders = holders[holders >= 0].astype(np.int64)
+        self._release(holders.astype(np.int64))
+        self._reinsert(holders.astype(np.int32))
+
+    def offer_slots(self, slot_ids: npt.ArrayLike) -> None:
+        """Slots (back) on offer, e.g. after a cancellation: the referrals that gain most take
+        them, and whatever they give up moves on, along shortest paths only."""
+        slots = np.asarray(slot_ids, dtype=np.int64)
+        self.solver.dead[slots] = 0
+        self._free(slots.tolist())
+
+    def remove_referrals(self, referrals: npt.ArrayLike) -> None:
+        """Referrals that no longer wait (booked elsewhere, withdrawn); their slots move on."""
+        rows = np.asarray(referrals, dtype=np.int64)
+        self.active[rows] = False
+        self._free(self._release(rows))
+
+    def add_referrals(self, referrals: npt.ArrayLike) -> None:
+        """Referrals that start waiting (their candidate edges were in the instance)."""
+        rows = np.asarray(referrals, dtype=np.int64)
+        self.active[rows] = True
+        self._reinsert(rows.astype(np.int32))
 
     def result(self) -> Matching:
         """The current matching."""
