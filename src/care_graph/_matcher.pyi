@@ -39,10 +39,10 @@ class Solver:
 def connected_components(
     indptr: npt.NDArray[np.int64], slots: npt.NDArray[np.int32], n_rows: int, n_slots: int
 ) -> npt.NDArray[np.int32]: ...
-def free_columns(
+def insert_columns(
     solver: Solver,
-    columns: list[int],
+    columns: npt.ArrayLike,
     col_ptr: npt.NDArray[np.int64],
     col_rows: npt.NDArray[np.int32],
     col_edges: npt.NDArray[np.int64],
-) -> list[int]: ...
+) -> None: ...

@@ -423,10 +423,96 @@ cdef class Solver:
             raise RuntimeError(f"internal solver error {status}")
 
 
-def free_columns(Solver solver, columns, col_ptr, col_rows, col_edges):
-    """Make ``columns`` free at price 0 and restore optimality around them: any assigned row
-    that would now rather have one of them is unassigned, which frees its own column in turn.
-    Returns the rows left unassigned (insert them again). CSC arrays list each column's rows."""
+cdef int _insert_column(
+    int c, int n_slots, const i64* cptr, const int* crows, const i64* cedges,
+    const i64* cost_of_edge, i64* u, i64* v, int* match_row, int* match_col, i64* match_edge,
+    Scratch* s,
+) noexcept nogil:
+    """Put a free slot on offer and restore optimality: the mirror image of _insert_row, with
+    rows and slots swapped. The slot's fresh price is what the keenest referral would pay;
+    if someone wants it, a shortest path (Dijkstra over referrals) moves referrals one step
+    along and ends where a slot is best left free. Only assigned referrals take part."""
+    cdef i64 best = 0, nd, d, delta, bound
+    cdef int i, i2, j, k_row, r, col, holder, bound_row = -1
+    cdef i64 k
+    for k in range(cptr[c], cptr[c + 1]):
+        i = crows[k]
+        if match_col[i] < 0:
+            continue
+        nd = cost_of_edge[cedges[k]] - u[i]
+        if nd < best:
+            best = nd
+    v[c] = best
+    if best == 0:
+        return 0  # nobody would rather have it: it stays free at price 0
+    s.heap_size = 0
+    s.n_touched = 0
+    bound = 0 - v[c]  # the slot staying free after all
+    for k in range(cptr[c], cptr[c + 1]):
+        i = crows[k]
+        if match_col[i] < 0:
+            continue
+        nd = cost_of_edge[cedges[k]] - u[i] - v[c]
+        if nd < s.dist[i] and nd < bound:
+            _touch(s, i)
+            s.dist[i] = nd
+            s.pred_row[i] = c  # here: the slot the referral would take
+            s.pred_edge[i] = cedges[k]
+            if _heap_push(s, nd, i) < 0:
+                return -1
+    while s.heap_size > 0:
+        i = _heap_pop(s, &d)
+        if d >= bound:
+            break
+        if s.scanned[i] or d > s.dist[i]:
+            continue
+        s.scanned[i] = 1
+        j = match_col[i]
+        if d - v[j] < bound:  # the referral moves on and leaves its slot free
+            bound = d - v[j]
+            bound_row = i
+        if j >= n_slots:
+            continue  # a referral's own "unmatched" column: nobody else can take it
+        for k in range(cptr[j], cptr[j + 1]):
+            i2 = crows[k]
+            if i2 == i or s.scanned[i2] or match_col[i2] < 0:
+                continue
+            nd = d + cost_of_edge[cedges[k]] - u[i2] - v[j]
+            if nd < s.dist[i2] and nd < bound:
+                _touch(s, i2)
+                s.dist[i2] = nd
+                s.pred_row[i2] = j
+                s.pred_edge[i2] = cedges[k]
+                if _heap_push(s, nd, i2) < 0:
+                    return -1
+    delta = bound
+    for k_row in range(s.n_touched):
+        i = s.touched[k_row]
+        if s.scanned[i]:
+            u[i] += s.dist[i] - delta
+            v[match_col[i]] += delta - s.dist[i]
+    v[c] += delta
+    if bound_row >= 0:
+        r = bound_row
+        match_row[match_col[r]] = -1
+        while r >= 0:
+            col = s.pred_row[r]
+            holder = match_row[col] if col != c else -1
+            match_col[r] = col
+            match_row[col] = r
+            match_edge[r] = s.pred_edge[r]
+            r = holder
+    for k_row in range(s.n_touched):
+        i = s.touched[k_row]
+        s.dist[i] = CG_INF
+        s.scanned[i] = 0
+    return 0
+
+
+def insert_columns(Solver solver, columns, col_ptr, col_rows, col_edges):
+    """Offer free slots (or slots just freed) again, one at a time, each along a shortest path
+    (see _insert_column). Referrals not assigned to anything (inactive) take no part."""
+    cdef int[::1] order = np.ascontiguousarray(columns, dtype=np.int32)
     cdef const i64[::1] cptr = col_ptr
     cdef const int[::1] crows = col_rows
     cdef const i64[::1] cedges = col_edges
@@ -436,28 +522,28 @@ def free_columns(Solver solver, columns, col_ptr, col_rows, col_edges):
     cdef int[::1] match_row = solver.match_row
     cdef int[::1] match_col = solver.match_col
     cdef i64[::1] match_edge = solver.match_edge
-    cdef int n_slots = solver.n_slots
-    queue = list(columns)
-    unassigned = []
-    cdef int c, i, j
-    cdef i64 k
-    while queue:
-        c = queue.pop()
-        v[c] = 0
-        if c >= n_slots:
-            continue  # a referral's own "unmatched" column: only that referral can want it
-        for k in range(cptr[c], cptr[c + 1]):
-            i = crows[k]
-            j = match_col[i]
-            if j < 0 or j == c:
-                continue
-            if cost[cedges[k]] - u[i] - v[c] < 0:
-                match_col[i] = -1
-                match_row[j] = -1
-                match_edge[i] = -1
-                unassigned.append(i)
-                queue.append(j)
-    return unassigned
+    cdef int n_slots = solver.n_slots, n = order.shape[0], k, status = 0
+    cdef Scratch* scratch
+    if n == 0 or cedges.shape[0] == 0:
+        for k in range(n):
+            v[order[k]] = 0
+        return
+    with nogil:
+        scratch = _new_scratch(solver.n_rows, 0)
+        if scratch == NULL:
+            status = -3
+        else:
+            for k in range(n):
+                status = _insert_column(order[k], n_slots, &cptr[0], &crows[0], &cedges[0],
+                                        &cost[0], &u[0], &v[0], &match_row[0], &match_col[0],
+                                        &match_edge[0], scratch)
+                if status != 0:
+                    break
+            _free_scratch(scratch)
+    if status == -3:
+        raise MemoryError("not enough memory for the solver's working arrays")
+    if status != 0:
+        raise RuntimeError(f"internal solver error {status}")
 
 
 def connected_components(indptr, slots, int n_rows, int n_slots):

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from care_graph._matcher import Solver, connected_components, free_columns
+from care_graph._matcher import Solver, connected_components, insert_columns
 
 IntArray = npt.NDArray[np.int64]
 LIMIT = 1 << 60  # headroom below int64 for sums of reduced costs along a path
@@ -165,7 +165,9 @@ class Matcher:
         self.component = connected_components(indptr, slots, n_rows, n_slots)
         bonus = _bonuses(indptr, weights, tier_array, self.component)
         degree = np.diff(indptr)
-        costs = -(weights + np.repeat(bonus, degree))
+        costs = np.repeat(bonus, degree)  # built in place: one array of len(edges), not three
+        costs += weights
+        np.negative(costs, out=costs)
         self.solver = Solver(indptr, slots, costs, n_rows, n_slots)
         self.active = np.ones(n_rows, dtype=bool)
         self.active[np.asarray(inactive_referrals, dtype=np.int64)] = False
@@ -199,6 +201,11 @@ class Matcher:
             list(pool.map(self.solver.insert_rows, batches))
 
     # --- incremental changes: repair what changed, keep the rest ----------------------------
+    def prepare_incremental(self) -> None:
+        """Build the slot -> referrals index that repairs need (done on first use otherwise):
+        a one-time cost, about a cold solve's, paid before the first change is timed."""
+        self._columns_to_rows()
+
     def _columns_to_rows(self) -> tuple[IntArray, npt.NDArray[np.int32], IntArray]:
         """Each slot's referrals (CSC of the edges), built on first use."""
         if self._by_slot is None:
@@ -227,8 +234,11 @@ class Matcher:
         return freed
 
     def _free(self, columns: list[int]) -> None:
-        """Columns just freed or revived: restore optimality around them, then reinsert."""
-        self._reinsert(free_columns(self.solver, columns, *self._columns_to_rows()))
+        """Slots just freed or put back on offer: each goes to whoever gains most from it,
+        along a shortest path, or stays free at price 0."""
+        real = [column for column in columns if column < self.solver.n_slots]
+        self.solver.v[[column for column in columns if column >= self.solver.n_slots]] = 0
+        insert_columns(self.solver, real, *self._columns_to_rows())
 
     def remove_slots(self, slot_ids: npt.ArrayLike) -> None:
         """Slots taken off offer (booked elsewhere, blocked); their referrals are re-matched."""
