@@ -258,3 +258,24 @@ async def test_reading_a_patient_leaves_an_audit_event(
         ("clerk-7", "scheduler", "READ", "patient", 1),
         ("clerk-7", "scheduler", "READ", "patient", 2),
     ]
+
+
+@pytest.mark.parametrize("role", list(CALLERS))
+async def test_only_administrators_read_the_audit_trail(
+    client: httpx.AsyncClient, role: Role
+) -> None:
+    subject, patient = CALLERS[role]
+    await ask(client, "{ patients { nodes { nhsNumber } } }", bearer(role, subject, patient))
+    query = (
+        '{ auditEvents(first: 5, filter: {operation: "READ", recordType: "patient"}) {'
+        " totalCount nodes { actor operation recordType recordId } } }"
+    )
+    data = (await ask(client, query, bearer(role, subject, patient))).json()["data"]
+    if role is Role.ADMIN:
+        assert data["auditEvents"]["totalCount"] > 0
+        assert data["auditEvents"]["nodes"][0]["recordId"] in (
+            encode_global_id("Patient", 1),
+            encode_global_id("Patient", 2),
+        )
+    else:
+        assert data["auditEvents"] == {"totalCount": 0, "nodes": []}

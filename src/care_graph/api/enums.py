@@ -101,6 +101,11 @@ class ServiceOrder(Enum):
     CODE = "CODE"
 
 
+@strawberry.enum(description="Orderings of audit events.")
+class AuditOrder(Enum):
+    NEWEST = "NEWEST"
+
+
 @strawberry.enum(description="Orderings of appointments.")
 class AppointmentOrder(Enum):
     BOOKED_AT = "BOOKED_AT"

@@ -72,6 +72,13 @@ class ServiceFilter:
     kind: list[ServiceKind] | None = None
 
 
+@strawberry.input(description="Audit events matching every given condition.")
+class AuditEventFilter:
+    record_type: str | None = strawberry.field(default=None, description="patient, referral, …")
+    operation: str | None = strawberry.field(default=None, description="READ, BOOK, …")
+    actor: str | None = None
+
+
 @strawberry.input(description="Appointments matching every given condition.")
 class AppointmentFilter:
     status: list[AppointmentStatus] | None = None

@@ -314,6 +314,19 @@ def appointment_filters(f: Arg, p: Params, t: str) -> list[str]:
     return []
 
 
+def audit_filters(f: Arg, p: Params, t: str) -> list[str]:
+    """Audit events by record type, operation and actor."""
+    conditions = []
+    for name, column in (
+        ("record_type", "record_type"),
+        ("operation", "operation"),
+        ("actor", "actor"),
+    ):
+        if f.field(name).is_set:
+            conditions.append(f"{t}.{column} = {p.add(f.field(name))}::text")
+    return conditions
+
+
 # --- the lists ----------------------------------------------------------------------------
 
 NAME = Ordering("{t}.family_name || ' ' || {t}.given_name", "text")
@@ -354,6 +367,13 @@ APPOINTMENTS = ListSpec(
     },
     "BOOKED_AT",
     appointment_filters,
+)
+AUDIT_EVENTS = ListSpec(
+    "AuditEvent",
+    "audit_events",
+    {"NEWEST": Ordering("{t}.occurred_at", "timestamptz", descending=True)},
+    "NEWEST",
+    audit_filters,
 )
 ROSTER_SHIFTS = ListSpec(
     "RosterShift",

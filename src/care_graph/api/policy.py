@@ -16,14 +16,20 @@ from care_graph.auth import Role, Viewer
 _OWN_PATIENT = "{patient}::bigint"
 _OWN_REFERRALS = "{subject}::text"
 
+_ADMINISTRATORS_ONLY = {"AuditEvent": "false"}
+
 ROW_FILTERS: dict[Role, dict[str, str]] = {
+    Role.CLINICIAN: _ADMINISTRATORS_ONLY,
+    Role.SCHEDULER: _ADMINISTRATORS_ONLY,
     Role.PATIENT: {
+        **_ADMINISTRATORS_ONLY,
         "Patient": f"{{t}}.id = {_OWN_PATIENT}",
         "Referral": f"{{t}}.patient_id = {_OWN_PATIENT}",
         "Appointment": "{t}.referral_id IN (SELECT id FROM referrals"
         f" WHERE patient_id = {_OWN_PATIENT})",
     },
     Role.REFERRER: {
+        **_ADMINISTRATORS_ONLY,
         "Patient": "EXISTS (SELECT 1 FROM referrals own WHERE own.patient_id = {t}.id"
         f" AND own.referrer_subject = {_OWN_REFERRALS})",
         "Referral": f"{{t}}.referrer_subject = {_OWN_REFERRALS}",

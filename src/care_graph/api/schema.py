@@ -13,6 +13,7 @@ from care_graph.api import lists
 from care_graph.api.declare import SQL, Root
 from care_graph.api.enums import (
     AppointmentOrder,
+    AuditOrder,
     NameOrder,
     ReferralOrder,
     ServiceOrder,
@@ -20,6 +21,7 @@ from care_graph.api.enums import (
 )
 from care_graph.api.inputs import (
     AppointmentFilter,
+    AuditEventFilter,
     PatientFilter,
     ReferralFilter,
     ServiceFilter,
@@ -31,6 +33,7 @@ from care_graph.api.mutations import Mutation
 from care_graph.api.subscriptions import Subscription
 from care_graph.api.types import (
     Appointment,
+    AuditEvent,
     Connection,
     Node,
     Patient,
@@ -217,6 +220,32 @@ class Query:
         page: Connection[Appointment] = await _page(
             info,
             lists.APPOINTMENTS,
+            first=first,
+            after=after,
+            last=last,
+            before=before,
+            filter=filter,
+            order_by=order_by,
+        )
+        return page
+
+    @strawberry.field(
+        description="Who did what to which record (administrators only).",
+        metadata=_root(lists.AUDIT_EVENTS),
+    )
+    async def audit_events(
+        self,
+        info: strawberry.Info,
+        first: int | None = None,
+        after: str | None = None,
+        last: int | None = None,
+        before: str | None = None,
+        filter: AuditEventFilter | None = None,
+        order_by: AuditOrder = AuditOrder.NEWEST,
+    ) -> Connection[AuditEvent]:
+        page: Connection[AuditEvent] = await _page(
+            info,
+            lists.AUDIT_EVENTS,
             first=first,
             after=after,
             last=last,

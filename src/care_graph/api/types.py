@@ -427,7 +427,37 @@ class Appointment(Node):
     booked_at: datetime = column("{t}.booked_at")
 
 
+AUDITED_TYPE_NAMES = {
+    "patient": "Patient",
+    "referral": "Referral",
+    "appointment": "Appointment",
+    "slot": "Slot",
+    "staff": "Staff",
+}
+
+
+@node("audit_events")
+class AuditEvent(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("AuditEvent")
+    occurred_at: datetime = column("{t}.occurred_at")
+    actor: str = column("{t}.actor", "The token subject that acted.")
+    actor_role: str = column("{t}.actor_role")
+    operation: str = column("{t}.operation", "READ, BOOK, CANCEL, …")
+    record_type: str = column("{t}.record_type")
+    record_id: strawberry.ID | None = column(
+        "CASE {t}.record_type "
+        + " ".join(
+            f"WHEN '{kind}' THEN cg_global_id('{name}', {{t}}.record_id)"
+            for kind, name in AUDITED_TYPE_NAMES.items()
+        )
+        + " END",
+        "Global ID of the record, where it is one.",
+    )
+    detail: str | None = column("{t}.detail::text", "What else was recorded, as JSON.")
+
+
 NODE_CLASSES: dict[str, type] = {
     cls.__name__: cls
-    for cls in (Service, Site, Staff, RosterShift, Slot, Patient, Referral, Appointment)
+    for cls in (Service, Site, Staff, RosterShift, Slot, Patient, Referral, Appointment, AuditEvent)
 }
