@@ -24,19 +24,9 @@ from care_graph.app import create_app
 from care_graph.auth import DEVELOPMENT_SECRET
 from care_graph.config import Settings
 from care_graph.errors import CareGraphError
-from care_graph.testing import bearer
+from care_graph.testing import asgi_client, bearer
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-async def client_for(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", headers=bearer()
-        ) as client:
-            yield client
 
 
 def settings_for(url: str, **changes: Any) -> Settings:
@@ -45,7 +35,7 @@ def settings_for(url: str, **changes: Any) -> Settings:
 
 @pytest.fixture
 async def client(api_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in client_for(settings_for(api_url)):
+    async with asgi_client(api_url, headers=bearer()) as client:
         yield client
 
 
@@ -93,7 +83,7 @@ async def test_graphiql_in_development(client: httpx.AsyncClient) -> None:
 
 async def test_no_graphiql_in_production(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARE_GRAPH_JWT_SECRET", DEVELOPMENT_SECRET)  # production needs a key
-    async for client in client_for(settings_for(api_url, development=False)):
+    async with asgi_client(api_url, headers=bearer(), development=False) as client:
         response = await client.get("/graphql")
         assert response.status_code == 405
 
@@ -221,7 +211,7 @@ async def test_token_limit(client: httpx.AsyncClient) -> None:
 
 
 async def test_statement_timeout_is_masked(api_url: str) -> None:
-    async for client in client_for(settings_for(api_url, statement_timeout_ms=1)):
+    async with asgi_client(api_url, headers=bearer(), statement_timeout_ms=1) as client:
         body = await post(
             client,
             "{ referrals(first: 100) { nodes { candidateSlots(first: 50) { totalCount } } } }",
@@ -238,7 +228,7 @@ async def test_statement_timeout_is_masked(api_url: str) -> None:
 
 
 async def test_introspection_can_be_switched_off(api_url: str) -> None:
-    async for client in client_for(settings_for(api_url, introspection=False)):
+    async with asgi_client(api_url, headers=bearer(), introspection=False) as client:
         body = await post(client, "{ __schema { queryType { name } } }")
         assert {error["extensions"]["code"] for error in body["errors"]} == {
             "GRAPHQL_VALIDATION_FAILED"

@@ -7,29 +7,21 @@ from dataclasses import replace
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from care_graph.app import create_app
 from care_graph.config import Settings
 from care_graph.db.migrate import latest_version
 from care_graph.errors import CareGraphError
-from care_graph.testing import DatabaseFactory
+from care_graph.testing import DatabaseFactory, asgi_client
 
 
 def settings_for(url: str) -> Settings:
     return replace(Settings.from_environment(), database_url=url)
 
 
-async def client_for(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
-
-
 @pytest.fixture
 async def client(migrated_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async for client in client_for(create_app(settings_for(migrated_url))):
+    async with asgi_client(migrated_url) as client:
         yield client
 
 
@@ -55,8 +47,7 @@ def unmigrated_url(databases: DatabaseFactory) -> str:
 
 
 async def test_readyz_refuses_when_migrations_are_pending(unmigrated_url: str) -> None:
-    app = create_app(settings_for(unmigrated_url))
-    async for client in client_for(app):
+    async with asgi_client(unmigrated_url) as client:
         response = await client.get("/readyz")
         assert response.status_code == 503
         assert response.json() == {

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -15,11 +14,9 @@ import orjson
 import pytest
 
 from care_graph.api.ids import encode_global_id
-from care_graph.app import create_app
 from care_graph.auth import DEVELOPMENT_SECRET, Role
-from care_graph.config import Settings
 from care_graph.db.pool import connect
-from care_graph.testing import DatabaseFactory, bearer
+from care_graph.testing import DatabaseFactory, asgi_client, bearer
 
 # Two patients, each with a referral from a different referrer, and free slots.
 WORLD = """
@@ -74,11 +71,8 @@ def world_url(databases: DatabaseFactory) -> str:
 
 @pytest.fixture
 async def client(world_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(replace(Settings.from_environment(), database_url=world_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with asgi_client(world_url) as client:
+        yield client
 
 
 async def ask(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -13,10 +12,8 @@ import httpx
 import pytest
 
 from care_graph.api.ids import encode_global_id
-from care_graph.app import create_app
-from care_graph.config import Settings
 from care_graph.db.pool import connect
-from care_graph.testing import DatabaseFactory, bearer
+from care_graph.testing import DatabaseFactory, asgi_client, bearer
 
 SLOTS = 100
 REFERRALS = 1000
@@ -73,14 +70,8 @@ def world_url(databases: DatabaseFactory) -> str:
 
 @pytest.fixture
 async def client(world_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    settings = replace(Settings.from_environment(), database_url=world_url, pool_max_size=20)
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(
-            transport=transport, base_url="http://test", timeout=120, headers=bearer()
-        ) as client:
-            yield client
+    async with asgi_client(world_url, headers=bearer(), pool_max_size=20) as client:
+        yield client
 
 
 @pytest.fixture

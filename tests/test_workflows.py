@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -12,11 +11,9 @@ import httpx
 import pytest
 
 from care_graph.api.ids import encode_global_id
-from care_graph.app import create_app
 from care_graph.auth import Role
-from care_graph.config import Settings
 from care_graph.db.pool import connect
-from care_graph.testing import DatabaseFactory, bearer
+from care_graph.testing import DatabaseFactory, asgi_client, bearer
 from tests.test_auth import WORLD
 
 CLERK = bearer(Role.SCHEDULER, "clerk")
@@ -36,11 +33,8 @@ def world_url(databases: DatabaseFactory) -> str:
 
 @pytest.fixture
 async def client(world_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(replace(Settings.from_environment(), database_url=world_url))
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
+    async with asgi_client(world_url) as client:
+        yield client
 
 
 @pytest.fixture

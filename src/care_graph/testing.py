@@ -6,15 +6,19 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+import httpx
 
 from care_graph.auth import Role, TokenSettings, mint_token
+from care_graph.config import Settings
 from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate
 from care_graph.db.pool import connect
@@ -106,3 +110,20 @@ def bearer(
     settings = TokenSettings.from_environment(development=True)
     token = mint_token(settings, role=role, subject=subject, patient_id=patient_id)
     return {"Authorization": f"Bearer {token}"}
+
+
+@asynccontextmanager
+async def asgi_client(
+    url: str, *, headers: dict[str, str] | None = None, **settings: Any
+) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client wired to a freshly built app (lifespan run) on the database at ``url``;
+    ``settings`` override fields of the environment's Settings."""
+    from care_graph.app import create_app
+
+    app = create_app(replace(Settings.from_environment(), database_url=url, **settings))
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(
+            transport=transport, base_url="http://test", headers=headers or {}, timeout=120
+        ) as client:
+            yield client

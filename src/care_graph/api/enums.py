@@ -1,11 +1,31 @@
 """GraphQL enums. Each value's name is the code stored in the database, except FHIR codes with
-hyphens, which GraphQL names cannot hold: ``busy-tentative`` is served as ``BUSY_TENTATIVE``."""
+hyphens, which GraphQL names cannot hold: ``busy-tentative`` is served as ``BUSY_TENTATIVE``.
+Priority and ReferralStatus are the domain's own classes, served as they are."""
 
 from __future__ import annotations
 
 from enum import Enum
 
 import strawberry
+
+from care_graph.domain.lifecycle import ReferralStatus
+from care_graph.domain.waiting_times import Priority
+
+__all__ = [
+    "AppointmentOrder",
+    "AppointmentStatus",
+    "AuditOrder",
+    "NameOrder",
+    "Priority",
+    "ReferralOrder",
+    "ReferralStatus",
+    "ReferrerKind",
+    "ServiceKind",
+    "ServiceOrder",
+    "SlotOrder",
+    "SlotStatus",
+    "StaffRole",
+]
 
 
 @strawberry.enum(description="What kind of service: primary care or a hospital specialty.")
@@ -38,22 +58,13 @@ class ReferrerKind(Enum):
     CONSULTANT = "CONSULTANT"
 
 
-@strawberry.enum(description="Referral priority, as the national e-Referral Service codes it.")
-class Priority(Enum):
-    URGENT = "URGENT"
-    TWO_WEEK_WAIT = "TWO_WEEK_WAIT"
-    ROUTINE = "ROUTINE"
-
-
-@strawberry.enum(description="Where a referral is in its lifecycle (see fhirStatus for FHIR's).")
-class ReferralStatus(Enum):
-    SUBMITTED = "SUBMITTED"
-    ACCEPTED = "ACCEPTED"
-    BOOKED = "BOOKED"
-    REJECTED = "REJECTED"
-    REDIRECTED = "REDIRECTED"
-    CANCELLED = "CANCELLED"
-    COMPLETED = "COMPLETED"
+# Written once in the domain, served as they are: strawberry.enum registers the class itself.
+strawberry.enum(
+    Priority, description="Referral priority, as the national e-Referral Service codes it."
+)
+strawberry.enum(
+    ReferralStatus, description="Where a referral is in its lifecycle (see fhirStatus for FHIR's)."
+)
 
 
 @strawberry.enum(description="FHIR R4 Slot.status.")

@@ -12,7 +12,6 @@ from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import decode_global_id
 from care_graph.api.types import Appointment, Patient, Referral, Slot
 from care_graph.domain import booking, capacity, patients, referrals
-from care_graph.domain.waiting_times import Priority as DomainPriority
 from care_graph.errors import CareGraphError, ErrorCode
 
 
@@ -267,7 +266,7 @@ class Mutation:
             _actor(info),
             patient_id=_key(input.patient_id, "Patient"),
             to_service=input.to_service,
-            priority=DomainPriority(input.priority.value),
+            priority=input.priority,
             referrer_name=input.referrer_name,
             referrer_kind=input.referrer_kind.value,
             from_service=input.from_service,
@@ -289,7 +288,7 @@ class Mutation:
             _actor(info),
             referral_id=_key(input.referral_id, "Referral"),
             decision=referrals.Decision(input.decision.value),
-            priority=DomainPriority(input.priority.value) if input.priority else None,
+            priority=input.priority,
             reason=input.reason,
             redirect_to=input.redirect_to,
         )
