@@ -273,3 +273,113 @@ async def test_only_administrators_read_the_audit_trail(
         )
     else:
         assert data["auditEvents"] == {"totalCount": 0, "nodes": []}
+
+
+OK, NOT_FOUND, FORBIDDEN = "ok", "NOT_FOUND", "FORBIDDEN"
+P, R, C, S, A = Role.PATIENT, Role.REFERRER, Role.CLINICIAN, Role.SCHEDULER, Role.ADMIN
+
+MUTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "create patient": (
+        "mutation($i: CreatePatientInput!) { createPatient(input: $i) { patient { id } } }",
+        {
+            "nhsNumber": "9990000018",
+            "givenName": "Zara",
+            "familyName": "Ali",
+            "dateOfBirth": "1990-03-04",
+            "postcode": "NW1 4DD",
+            "region": "LONDON",
+            "latitude": 51.52,
+            "longitude": -0.13,
+        },
+    ),
+    "update own patient": (
+        "mutation($i: UpdatePatientInput!) { updatePatient(input: $i) { patient { id } } }",
+        {"patientId": encode_global_id("Patient", 1), "version": 1, "phone": "07700 900001"},
+    ),
+    "update other patient": (
+        "mutation($i: UpdatePatientInput!) { updatePatient(input: $i) { patient { id } } }",
+        {"patientId": encode_global_id("Patient", 2), "version": 1, "phone": "07700 900002"},
+    ),
+    "refer": (
+        "mutation($i: CreateReferralInput!) { createReferral(input: $i) { referral { id } } }",
+        {
+            "patientId": encode_global_id("Patient", 1),
+            "toService": "CARDIOLOGY",
+            "priority": "ROUTINE",
+            "referrerName": "Dr A Smith",
+            "referrerKind": "GP",
+        },
+    ),
+    "triage": (
+        "mutation($i: TriageReferralInput!) { triageReferral(input: $i) { referral { id } } }",
+        {
+            "referralId": encode_global_id("Referral", 1),
+            "decision": "REDIRECT",
+            "redirectTo": "CARDIOLOGY",
+        },
+    ),
+    "hold own": (
+        "mutation($i: HoldSlotInput!) { holdSlot(input: $i) { slot { id } } }",
+        {"referralId": encode_global_id("Referral", 1), "slotId": encode_global_id("Slot", 1)},
+    ),
+    "hold other": (
+        "mutation($i: HoldSlotInput!) { holdSlot(input: $i) { slot { id } } }",
+        {"referralId": encode_global_id("Referral", 2), "slotId": encode_global_id("Slot", 1)},
+    ),
+    "cancel own referral": (
+        "mutation($i: CancelReferralInput!) { cancelReferral(input: $i) { referral { id } } }",
+        {"referralId": encode_global_id("Referral", 1), "reason": "better"},
+    ),
+    "cancel other referral": (
+        "mutation($i: CancelReferralInput!) { cancelReferral(input: $i) { referral { id } } }",
+        {"referralId": encode_global_id("Referral", 2), "reason": "better"},
+    ),
+    "publish roster": (
+        "mutation($i: PublishRosterInput!) { publishRoster(input: $i) { slotCount } }",
+        {
+            "staffId": encode_global_id("Staff", 1),
+            "siteId": encode_global_id("Site", 1),
+            "service": "CARDIOLOGY",
+            "weekdays": [1],
+            "starts": "14:00:00",
+            "ends": "15:00:00",
+            "firstDay": "2031-06-02",
+            "lastDay": "2031-06-02",
+        },
+    ),
+}
+
+# "own" is patient 1 and referral 1 (made by gp-smith, the referrer below)
+EXPECTED: dict[str, dict[Role, str]] = {
+    "create patient": {P: FORBIDDEN, R: OK, C: OK, S: OK, A: OK},
+    "update own patient": {P: OK, R: FORBIDDEN, C: OK, S: OK, A: OK},
+    "update other patient": {P: NOT_FOUND, R: FORBIDDEN, C: OK, S: OK, A: OK},
+    "refer": {P: FORBIDDEN, R: OK, C: OK, S: FORBIDDEN, A: OK},
+    "triage": {P: FORBIDDEN, R: FORBIDDEN, C: OK, S: FORBIDDEN, A: OK},
+    "hold own": {P: OK, R: FORBIDDEN, C: OK, S: OK, A: OK},
+    "hold other": {P: NOT_FOUND, R: FORBIDDEN, C: OK, S: OK, A: OK},
+    "cancel own referral": {P: OK, R: OK, C: OK, S: OK, A: OK},
+    "cancel other referral": {P: NOT_FOUND, R: NOT_FOUND, C: OK, S: OK, A: OK},
+    "publish roster": {P: FORBIDDEN, R: FORBIDDEN, C: OK, S: OK, A: OK},
+}
+
+
+@pytest.fixture
+def fresh_world_url(databases: DatabaseFactory) -> str:
+    return databases.create(sql=WORLD)
+
+
+@pytest.mark.parametrize("role", list(CALLERS))
+@pytest.mark.parametrize("mutation", list(MUTATIONS))
+async def test_permission_matrix(fresh_world_url: str, mutation: str, role: Role) -> None:
+    query, input_ = MUTATIONS[mutation]
+    subject, patient = CALLERS[role]
+    async with asgi_client(fresh_world_url, headers=bearer(role, subject, patient)) as client:
+        body = (
+            await client.post("/graphql", json={"query": query, "variables": {"i": input_}})
+        ).json()
+    expected = EXPECTED[mutation][role]
+    if expected == OK:
+        assert body.get("data"), body
+    else:
+        assert body["errors"][0]["extensions"]["code"] == expected, body

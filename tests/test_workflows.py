@@ -272,3 +272,30 @@ async def test_publish_a_roster_and_block_a_booked_slot(client: httpx.AsyncClien
             "referral": {"status": "ACCEPTED"},
         }
     ]
+
+
+@pytest.mark.parametrize(
+    ("sites", "expected"), [(None, "BOOKED"), ((1,), "BOOKED"), ((2, 3), "FORBIDDEN")]
+)
+async def test_clinic_staff_act_only_at_their_sites(
+    client: httpx.AsyncClient, sites: tuple[int, ...] | None, expected: str
+) -> None:
+    clerk = bearer(Role.SCHEDULER, "clerk-2", site_ids=sites)
+    booked = await gql(client, BOOK, clerk, referralId=gid("Referral", 2), slotId=gid("Slot", 9))
+    if expected == "BOOKED":
+        assert booked["data"]["bookAppointment"]["appointment"]["id"]
+    else:
+        assert code(booked) == "FORBIDDEN"
+        monday = date.today() + timedelta(days=14 - date.today().weekday())
+        roster = {
+            "staffId": gid("Staff", 1),
+            "siteId": gid("Site", 1),
+            "service": "CARDIOLOGY",
+            "weekdays": [2],
+            "starts": "09:00:00",
+            "ends": "10:00:00",
+            "firstDay": monday.isoformat(),
+            "lastDay": monday.isoformat(),
+        }
+        assert code(await gql(client, PUBLISH, clerk, **roster)) == "FORBIDDEN"
+        assert code(await gql(client, BLOCK, clerk, slotIds=[gid("Slot", 9)])) == "FORBIDDEN"

@@ -37,6 +37,7 @@ class Viewer:
     subject: str
     role: Role
     patient_id: int | None = None
+    site_ids: tuple[int, ...] | None = None  # clinic staff bound to these sites; None: all
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,7 +89,19 @@ def verify(token: str, settings: TokenSettings) -> Viewer:
         patient = claims.get("patient")
         if role is Role.PATIENT and not isinstance(patient, int):
             raise Unauthenticated("a patient token names its patient")
-        return Viewer(str(claims["sub"]), role, patient if role is Role.PATIENT else None)
+        sites = claims.get("sites")
+        if sites is not None and not (
+            isinstance(sites, list) and all(isinstance(site, int) for site in sites)
+        ):
+            raise Unauthenticated("sites must be a list of site ids")
+        return Viewer(
+            str(claims["sub"]),
+            role,
+            patient if role is Role.PATIENT else None,
+            tuple(sites)
+            if sites is not None and role in (Role.CLINICIAN, Role.SCHEDULER)
+            else None,
+        )
     except (jwt.PyJWTError, ValueError) as error:
         raise Unauthenticated(str(error)) from error
 
@@ -99,6 +112,7 @@ def mint_token(
     role: Role,
     subject: str,
     patient_id: int | None = None,
+    site_ids: tuple[int, ...] | None = None,
     ttl_seconds: int = 3600,
 ) -> str:
     """A signed development token (refused where no signing key is configured)."""
@@ -118,4 +132,6 @@ def mint_token(
     }
     if patient_id is not None:
         claims["patient"] = patient_id
+    if site_ids is not None:
+        claims["sites"] = list(site_ids)
     return jwt.encode(claims, settings.signing_key, algorithm="HS256")

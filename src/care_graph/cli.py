@@ -192,20 +192,34 @@ def schema() -> None:
 @click.option("--subject", required=True, help="Who holds it (a referrer's subject, a user id).")
 @click.option("--patient", type=click.IntRange(min=1), help="For --role patient: their record id.")
 @click.option(
+    "--site",
+    "sites",
+    type=click.IntRange(min=1),
+    multiple=True,
+    help="For clinicians and schedulers: a site they work at (repeatable).",
+)
+@click.option(
     "--ttl",
     default=3600,
     show_default=True,
     type=click.IntRange(60, 86_400 * 30),
     help="Seconds until it expires.",
 )
-def token(role: str, subject: str, patient: int | None, ttl: int) -> None:
+def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], ttl: int) -> None:
     """Mint a development bearer token (needs the development shared secret)."""
     settings = Settings.from_environment()
     if Role(role) is Role.PATIENT and patient is None:
         raise click.UsageError("a patient token needs --patient")
     tokens = TokenSettings.from_environment(development=settings.development)
     click.echo(
-        mint_token(tokens, role=Role(role), subject=subject, patient_id=patient, ttl_seconds=ttl)
+        mint_token(
+            tokens,
+            role=Role(role),
+            subject=subject,
+            patient_id=patient,
+            site_ids=sites or None,
+            ttl_seconds=ttl,
+        )
     )
 
 

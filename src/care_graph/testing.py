@@ -104,11 +104,16 @@ async def _prepare(url: str, scale: Scale | None, anchor: date, sql: str | None)
 
 
 def bearer(
-    role: Role = Role.SCHEDULER, subject: str = "tester", patient_id: int | None = None
+    role: Role = Role.SCHEDULER,
+    subject: str = "tester",
+    patient_id: int | None = None,
+    site_ids: tuple[int, ...] | None = None,
 ) -> dict[str, str]:
     """An Authorization header with a development token for this role."""
     settings = TokenSettings.from_environment(development=True)
-    token = mint_token(settings, role=role, subject=subject, patient_id=patient_id)
+    token = mint_token(
+        settings, role=role, subject=subject, patient_id=patient_id, site_ids=site_ids
+    )
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -17,7 +17,7 @@ from care_graph.errors import CareGraphError, ErrorCode
 
 def _actor(info: strawberry.Info) -> booking.Actor:
     viewer = info.context.viewer
-    return booking.Actor(viewer.subject, str(viewer.role), viewer.patient_id)
+    return booking.Actor(viewer.subject, str(viewer.role), viewer.patient_id, viewer.site_ids)
 
 
 def _key(global_id: strawberry.ID, type_name: str) -> int:

@@ -30,8 +30,8 @@ ROW_FILTERS: dict[Role, dict[str, str]] = {
     },
     Role.REFERRER: {
         **_ADMINISTRATORS_ONLY,
-        "Patient": "EXISTS (SELECT 1 FROM referrals own WHERE own.patient_id = {t}.id"
-        f" AND own.referrer_subject = {_OWN_REFERRALS})",
+        "Patient": f"({{t}}.registered_by = {_OWN_REFERRALS} OR EXISTS (SELECT 1 FROM referrals"
+        f" own WHERE own.patient_id = {{t}}.id AND own.referrer_subject = {_OWN_REFERRALS}))",
         "Referral": f"{{t}}.referrer_subject = {_OWN_REFERRALS}",
         "Appointment": "{t}.referral_id IN (SELECT id FROM referrals"
         f" WHERE referrer_subject = {_OWN_REFERRALS})",

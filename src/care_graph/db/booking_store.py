@@ -23,7 +23,7 @@ async def lock_referral(connection: Connection, referral_id: int) -> asyncpg.Rec
 async def lock_slot(connection: Connection, slot_id: int) -> asyncpg.Record | None:
     """The slot row, locked for update, with whether its hold (if any) has expired."""
     row: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT id, status, service_id, held_for_referral_id, starts_at,"
+        "SELECT id, status, service_id, site_id, held_for_referral_id, starts_at,"
         " hold_expires_at IS NOT NULL AND hold_expires_at <= now() AS hold_expired,"
         " starts_at <= now() AS in_the_past"
         " FROM slots WHERE id = $1 FOR UPDATE",

@@ -14,8 +14,8 @@ async def insert_patient(connection: Connection, values: dict[str, Any]) -> int:
     """A new patient row; returns its id."""
     patient_id: int = await connection.fetchval(
         "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth, postcode,"
-        " region_code, latitude, longitude, phone, email)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id",
+        " region_code, latitude, longitude, phone, email, registered_by)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING id",
         values["nhs_number"],
         values["given_name"],
         values["family_name"],
@@ -26,6 +26,7 @@ async def insert_patient(connection: Connection, values: dict[str, Any]) -> int:
         values["longitude"],
         values.get("phone"),
         values.get("email"),
+        values["registered_by"],
     )
     return patient_id
 

@@ -48,6 +48,12 @@ class Actor:
     subject: str
     role: str
     patient_id: int | None = None  # set for patients: they act only on their own records
+    site_ids: tuple[int, ...] | None = None  # set for clinic staff bound to some sites
+
+    def check_site(self, site_id: int) -> None:
+        """Clinic staff bound to sites act only there."""
+        if self.site_ids is not None and site_id not in self.site_ids:
+            raise CareGraphError(ErrorCode.FORBIDDEN, "that is not one of your sites")
 
 
 async def _in_transaction(connection: Connection, work: Callable[[], Awaitable[T]]) -> T:
@@ -95,6 +101,7 @@ async def _locked_referral_and_slot(
     slot = await store.lock_slot(connection, slot_id)
     if slot is None:
         raise CareGraphError(ErrorCode.NOT_FOUND, "no such slot")
+    actor.check_site(slot["site_id"])
     if slot["service_id"] != referral["to_service_id"]:
         raise CareGraphError(
             ErrorCode.SLOT_SERVICE_MISMATCH, "the slot is not for the referral's service"
@@ -245,7 +252,9 @@ async def cancel_appointment_locked(
     referral = await store.lock_referral(connection, found["referral_id"])
     if referral is None or not _may_act_for(actor, referral):
         raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
-    await store.lock_slot(connection, found["slot_id"])
+    slot = await store.lock_slot(connection, found["slot_id"])
+    assert slot is not None  # a foreign key guarantees it
+    actor.check_site(slot["site_id"])
     appointment = await store.relock_appointment(connection, appointment_id)
     if appointment["status"] not in ("booked", "pending"):
         raise CareGraphError(

@@ -35,6 +35,7 @@ async def publish_roster(
     the two dates, each cut into slots of the service's length. Returns the new slots' ids."""
     if actor.role not in MAY_ROSTER:
         raise CareGraphError(ErrorCode.FORBIDDEN, "rosters are published by clinic staff")
+    actor.check_site(site_id)
     if not ends > starts:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "a shift ends after it starts")
     if not 0 <= (last_day - first_day).days <= MAX_ROSTER_DAYS:
@@ -100,8 +101,10 @@ async def block_slots(
                 connection, actor, appointment_id, reason, free_the_slot=False
             )
         for slot_id in sorted(slot_ids):
-            if await booking_store.lock_slot(connection, slot_id) is None:
+            slot = await booking_store.lock_slot(connection, slot_id)
+            if slot is None:
                 raise CareGraphError(ErrorCode.NOT_FOUND, "no such slot")
+            actor.check_site(slot["site_id"])
             await booking_store.set_slot_status(connection, slot_id, "busy-unavailable")
         await booking_store.audit(
             connection,

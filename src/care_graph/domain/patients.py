@@ -56,6 +56,7 @@ async def create_patient(
                     "longitude": longitude,
                     "phone": phone,
                     "email": email,
+                    "registered_by": actor.subject,
                 },
             )
             await booking_store.audit(
