@@ -9,9 +9,11 @@ import signal
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import date
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+import orjson
 
 from care_graph import __version__
 from care_graph.auth import Role, TokenSettings, mint_token
@@ -221,6 +223,62 @@ def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], 
             ttl_seconds=ttl,
         )
     )
+
+
+@cli.command()
+@click.option("--service", "services", multiple=True, help="Service code (repeatable); all.")
+@click.option("--region", "regions", multiple=True, help="Region code (repeatable); all.")
+@click.option(
+    "--horizon-days",
+    default=56,
+    show_default=True,
+    type=click.IntRange(1, 366),
+    help="Match slots from now to this many days ahead.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the whole plan (assignments and reasons) here as JSON.",
+)
+def match(
+    services: tuple[str, ...], regions: tuple[str, ...], horizon_days: int, output: str | None
+) -> None:
+    """Propose the optimal matching of waiting referrals to free slots (nothing is booked)."""
+    from care_graph.matching.plan import Scope, propose
+
+    scope = Scope(list(services) or None, list(regions) or None, horizon_days)
+
+    async def run(connection: Any) -> Any:
+        return await propose(connection, scope)
+
+    with database_url(Settings.from_environment()) as url:
+        plan = _run(_with_connection(url, run))
+    progress = Progress("match")
+    for phase, seconds in plan.timings.items():
+        progress.note(f"{phase:<12} {seconds:8.3f} s")
+    summary = plan.summary
+    click.echo(f"matched {summary['matched']:,} of {summary['referrals']:,} waiting referrals")
+    for priority, counts in summary["by_priority"].items():
+        click.echo(
+            f"  {priority:<14} {counts['matched']:>7,} matched {counts['unmatched']:>7,} unmatched"
+        )
+    click.echo(
+        f"  seen before breach {summary['seen_before_breach']:,};"
+        f" breaches still expected {summary['breaches_expected']:,}"
+    )
+    click.echo(
+        f"  travel km mean {summary['travel_km']['mean']} p95 {summary['travel_km']['p95']};"
+        f" days to appointment mean {summary['days_to_appointment']['mean']}"
+        f" p95 {summary['days_to_appointment']['p95']}"
+    )
+    if output:
+        Path(output).write_bytes(
+            orjson.dumps(
+                {"summary": summary, "assignments": plan.assignments, "unmatched": plan.unmatched},
+                option=orjson.OPT_INDENT_2,
+            )
+        )
+        click.echo(f"plan written to {output}")
 
 
 @cli.group()

@@ -1,0 +1,142 @@
+"""The SQL of matching: what is waiting and what is free, in a scope, read as arrays."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy.typing as npt
+
+from care_graph.db.arrays import fetch_columns
+from care_graph.db.pool import Connection
+
+Arrays = dict[str, npt.NDArray[Any]]
+
+# Days are counted from 2000-01-01 and instants in microseconds since 2000-01-01 00:00 UTC,
+# which is what PostgreSQL's own date and timestamp arithmetic give cheaply.
+_SCOPE_REFERRALS = (
+    " AND ($1::text[] IS NULL OR r.to_service_id IN (SELECT id FROM services"
+    " WHERE code = ANY($1::text[])))"
+    " AND ($2::text[] IS NULL OR p.region_code = ANY($2::text[]))"
+)
+_SCOPE_SLOTS = (
+    " AND ($1::text[] IS NULL OR s.service_id IN (SELECT id FROM services"
+    " WHERE code = ANY($1::text[])))"
+    " AND ($2::text[] IS NULL OR s.site_id IN (SELECT id FROM sites"
+    " WHERE region_code = ANY($2::text[])))"
+)
+
+
+def _literal(values: list[str] | None) -> str:
+    """A text[] literal for COPY, which takes no bind parameters (codes are [A-Z0-9_])."""
+    if values is None:
+        return "NULL"
+    for value in values:
+        if not value.replace("_", "").isalnum():
+            raise ValueError(f"not a code: {value!r}")
+    return "ARRAY[" + ",".join(f"'{value}'" for value in values) + "]"
+
+
+def _scoped(sql: str, services: list[str] | None, regions: list[str] | None) -> str:
+    return sql.replace("$1::text[]", f"{_literal(services)}::text[]").replace(
+        "$2::text[]", f"{_literal(regions)}::text[]"
+    )
+
+
+async def waiting_referrals(
+    connection: Connection, services: list[str] | None, regions: list[str] | None, skills: list[str]
+) -> Arrays:
+    """Accepted referrals with no appointment in play, with their patient's home."""
+    query = _scoped(
+        "SELECT r.id::int8, r.to_service_id::int4,"
+        " (CASE r.priority WHEN 'URGENT' THEN 0 WHEN 'TWO_WEEK_WAIT' THEN 1 ELSE 2 END)::int4,"
+        " (current_date - r.clock_start::date)::int4,"
+        " (r.breach_date - current_date)::int4,"
+        " coalesce(r.earliest_date - current_date, -100000)::int4,"
+        " coalesce(r.max_travel_km, 1e9)::float8,"
+        f" coalesce(array_position({_literal(skills)}::text[], r.required_skill) - 1,"
+        " -1)::int4,"
+        " coalesce(r.preferred_site_ids[1], -1)::int4,"
+        " p.latitude::float8, p.longitude::float8"
+        " FROM referrals r JOIN patients p ON p.id = r.patient_id"
+        " WHERE r.status = 'ACCEPTED' AND NOT EXISTS (SELECT 1 FROM appointments a"
+        " WHERE a.referral_id = r.id AND a.status IN ('pending', 'booked', 'arrived',"
+        " 'checked-in'))" + _SCOPE_REFERRALS + " ORDER BY r.id",
+        services,
+        regions,
+    )
+    return await fetch_columns(
+        connection,
+        query,
+        [
+            ("id", "int8"),
+            ("service", "int4"),
+            ("tier", "int4"),
+            ("waited_days", "int4"),
+            ("days_to_breach", "int4"),
+            ("earliest_day", "int4"),
+            ("max_km", "float8"),
+            ("skill", "int4"),
+            ("preferred_site", "int4"),
+            ("latitude", "float8"),
+            ("longitude", "float8"),
+        ],
+    )
+
+
+async def free_slots(
+    connection: Connection, services: list[str] | None, regions: list[str] | None, horizon_days: int
+) -> Arrays:
+    """Slots on offer (free, or held with an expired hold) from now to the horizon."""
+    query = _scoped(
+        "SELECT s.id::int8, s.service_id::int4, s.site_id::int4, s.staff_id::int4,"
+        " (extract(epoch FROM s.starts_at - now()) / 60)::int8,"
+        " (s.starts_at::date - current_date)::int4"
+        " FROM slots s WHERE (s.status = 'free' OR (s.status = 'busy-tentative'"
+        " AND s.hold_expires_at <= now())) AND s.starts_at > now()"
+        f" AND s.starts_at < now() + interval '{int(horizon_days)} days'"
+        + _SCOPE_SLOTS
+        + " ORDER BY s.id",
+        services,
+        regions,
+    )
+    return await fetch_columns(
+        connection,
+        query,
+        [
+            ("id", "int8"),
+            ("service", "int4"),
+            ("site", "int4"),
+            ("staff", "int4"),
+            ("minutes_from_now", "int8"),
+            ("days_until", "int4"),
+        ],
+    )
+
+
+async def sites(connection: Connection) -> Arrays:
+    """Every site's position."""
+    return await fetch_columns(
+        connection,
+        "SELECT id::int4, latitude::float8, longitude::float8 FROM sites ORDER BY id",
+        [("id", "int4"), ("latitude", "float8"), ("longitude", "float8")],
+    )
+
+
+async def staff_skill_masks(connection: Connection, skills: list[str]) -> Arrays:
+    """Each staff member's skills as a bit mask over ``skills``."""
+    return await fetch_columns(
+        connection,
+        "SELECT staff_id::int4, coalesce(sum(1::int8 << (array_position("
+        f"{_literal(skills)}::text[], skill_code) - 1)), 0)::int8"
+        " FROM staff_skills GROUP BY staff_id ORDER BY staff_id",
+        [("staff", "int4"), ("mask", "int8")],
+    )
+
+
+async def skill_codes(connection: Connection) -> list[str]:
+    """Every skill code, in a fixed order (their bit positions)."""
+    rows = await connection.fetch("SELECT code FROM skills ORDER BY code")
+    codes = [row["code"] for row in rows]
+    if len(codes) > 62:
+        raise ValueError("more than 62 skills do not fit a 64-bit mask")
+    return codes

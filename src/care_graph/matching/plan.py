@@ -1,0 +1,197 @@
+"""Propose a matching for a scope of the waiting list: read what waits and what is free, build
+candidate edges, weigh them with the cost model, solve exactly, and explain the result —
+each assignment's cost breakdown, each unmatched referral's reason, and summary figures."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from care_graph.db import matching_store as store
+from care_graph.db.pool import Connection
+from care_graph.matcher import Matcher
+from care_graph.matching.candidates import candidate_edges
+from care_graph.matching.cost import CostModel
+
+PRIORITIES = ("URGENT", "TWO_WEEK_WAIT", "ROUTINE")
+
+
+@dataclass(frozen=True, slots=True)
+class Scope:
+    """Which part of the waiting list to match."""
+
+    services: list[str] | None = None
+    regions: list[str] | None = None
+    horizon_days: int = 56
+
+
+@dataclass(slots=True)
+class Plan:
+    """A proposed matching, explained."""
+
+    assignments: list[dict[str, Any]]
+    unmatched: list[dict[str, Any]]
+    summary: dict[str, Any]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+NO_CAPACITY = "NO_CAPACITY_WITHIN_REACH"
+TAKEN = "SLOTS_WENT_TO_OTHERS"
+
+
+async def propose(
+    connection: Connection,
+    scope: Scope,
+    model: CostModel | None = None,
+) -> Plan:
+    """The optimal plan for ``scope`` now; nothing is written."""
+    model = model or CostModel()
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    skills = await store.skill_codes(connection)
+    referrals = await store.waiting_referrals(connection, scope.services, scope.regions, skills)
+    slots = await store.free_slots(connection, scope.services, scope.regions, scope.horizon_days)
+    sites = await store.sites(connection)
+    masks = await store.staff_skill_masks(connection, skills)
+    timings["read"] = time.perf_counter() - started
+
+    mark = time.perf_counter()
+    candidates = candidate_edges(referrals, slots, sites, masks)
+    rows = np.repeat(np.arange(len(referrals["id"])), np.diff(candidates.indptr))
+    parts = model.components(
+        waited_days=referrals["waited_days"][rows].astype(np.int64),
+        days_to_breach=referrals["days_to_breach"][rows].astype(np.int64),
+        days_until=slots["days_until"][candidates.slot].astype(np.int64),
+        km=candidates.km,
+        preferred=candidates.preferred,
+    )
+    weights = (
+        np.sum(list(parts.values()), axis=0).astype(np.int64)
+        if rows.size
+        else (np.zeros(0, dtype=np.int64))
+    )
+    timings["candidates"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    matcher = Matcher(
+        candidates.indptr, candidates.slot, weights, len(slots["id"]), referrals["tier"]
+    )
+    matching = matcher.result()
+    timings["solve"] = time.perf_counter() - mark
+
+    mark = time.perf_counter()
+    plan = _explain(
+        referrals,
+        slots,
+        candidates.indptr,
+        candidates.slot,
+        candidates.km,
+        weights,
+        parts,
+        matching.assignment,
+        matcher.solver.match_edge,
+        scope.horizon_days,
+    )
+    timings["explain"] = time.perf_counter() - mark
+    timings["total"] = time.perf_counter() - started
+    plan.timings = timings
+    return plan
+
+
+def _explain(
+    referrals: dict[str, Any],
+    slots: dict[str, Any],
+    indptr: Any,
+    slot: Any,
+    km: Any,
+    weights: Any,
+    parts: dict[str, Any],
+    assignment: Any,
+    match_edge: Any,
+    horizon_days: int,
+) -> Plan:
+    matched = assignment >= 0
+    edge = np.where(matched, match_edge, 0)
+    assignments = [
+        {
+            "referral": int(referrals["id"][row]),
+            "slot": int(slots["id"][assignment[row]]),
+            "priority": PRIORITIES[int(referrals["tier"][row])],
+            "weight": int(weights[edge[row]]),
+            "km": round(float(km[edge[row]]), 1),
+            "days_until": int(slots["days_until"][assignment[row]]),
+            "breakdown": {name: int(values[edge[row]]) for name, values in parts.items()},
+        }
+        for row in np.flatnonzero(matched).tolist()
+    ]
+    taken_by = np.full(len(slots["id"]), -1, dtype=np.int64)
+    taken_by[assignment[matched]] = np.flatnonzero(matched)
+    unmatched = []
+    for row in np.flatnonzero(~matched).tolist():
+        first, last = int(indptr[row]), int(indptr[row + 1])
+        if first == last:
+            unmatched.append(
+                {
+                    "referral": int(referrals["id"][row]),
+                    "reason": NO_CAPACITY,
+                    "priority": PRIORITIES[int(referrals["tier"][row])],
+                }
+            )
+            continue
+        best = first + int(np.argmax(weights[first:last]))
+        winner = int(taken_by[slot[best]])
+        unmatched.append(
+            {
+                "referral": int(referrals["id"][row]),
+                "reason": TAKEN,
+                "priority": PRIORITIES[int(referrals["tier"][row])],
+                "best_slot": int(slots["id"][slot[best]]),
+                "went_to": int(referrals["id"][winner]) if winner >= 0 else None,
+                "went_to_priority": PRIORITIES[int(referrals["tier"][winner])]
+                if winner >= 0
+                else None,
+            }
+        )
+    return Plan(assignments, unmatched, _summary(referrals, assignments, unmatched, horizon_days))
+
+
+def _summary(
+    referrals: dict[str, Any],
+    assignments: list[dict[str, Any]],
+    unmatched: list[dict[str, Any]],
+    horizon_days: int,
+) -> dict[str, Any]:
+    by_priority = {name: {"matched": 0, "unmatched": 0} for name in PRIORITIES}
+    for item in assignments:
+        by_priority[item["priority"]]["matched"] += 1
+    for item in unmatched:
+        by_priority[item["priority"]]["unmatched"] += 1
+    in_time = sum(1 for item in assignments if item["breakdown"]["in_time"] > 0)
+    breach_of = dict(
+        zip(referrals["id"].tolist(), referrals["days_to_breach"].tolist(), strict=True)
+    )
+    already = sum(1 for days in breach_of.values() if days < 0)
+    travel = np.array([item["km"] for item in assignments]) if assignments else np.zeros(1)
+    wait = np.array([item["days_until"] for item in assignments]) if assignments else np.zeros(1)
+    return {
+        "referrals": len(assignments) + len(unmatched),
+        "matched": len(assignments),
+        "by_priority": by_priority,
+        "seen_before_breach": in_time,
+        # seen after the breach, or not seen although the breach falls within the horizon
+        "breaches_expected": len(assignments)
+        - in_time
+        + sum(1 for item in unmatched if breach_of[item["referral"]] <= horizon_days),
+        "already_breached": already,
+        "travel_km": {
+            "mean": round(float(travel.mean()), 1),
+            "p95": round(float(np.percentile(travel, 95)), 1),
+        },
+        "days_to_appointment": {
+            "mean": round(float(wait.mean()), 1),
+            "p95": round(float(np.percentile(wait, 95)), 1),
+        },
+    }

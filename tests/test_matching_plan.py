@@ -1,0 +1,118 @@
+"""Proposing a matching from the database: a small hand-made waiting list with known answers —
+who is matched where, why the others are not, and the summary figures."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from care_graph.db.pool import connect
+from care_graph.matching.plan import NO_CAPACITY, TAKEN, Plan, Scope, propose
+from care_graph.testing import DatabaseFactory
+
+# Site 1 in Camden has two cardiology slots (in 3 and 5 days); site 2 in Manchester has one.
+# Referrals: 1 urgent and 2 routine-long-waiting near Camden; 3 routine, short wait, near
+# Camden; 4 near Camden but needs a skill nobody there has; 5 near Manchester.
+WORLD = """
+INSERT INTO regions VALUES ('LONDON', 'London'), ('NORTH_WEST', 'North West');
+INSERT INTO skills VALUES ('CARDIOLOGY', 'Cardiology'), ('SEDATION', 'Conscious sedation');
+INSERT INTO services (id, code, name, kind, slot_minutes)
+    VALUES (1, 'CARDIOLOGY', 'Cardiology', 'SPECIALTY', 20);
+INSERT INTO sites (id, code, name, region_code, town, postcode, latitude, longitude) VALUES
+    (1, 'S1', 'Camden General', 'LONDON', 'Camden', 'NW1 1AA', 51.539, -0.143),
+    (2, 'S2', 'Manchester Royal', 'NORTH_WEST', 'Manchester', 'M13 9WL', 53.463, -2.227);
+INSERT INTO site_services VALUES (1, 1), (2, 1);
+INSERT INTO staff (id, given_name, family_name, role, base_site_id) VALUES
+    (1, 'Ada', 'Jones', 'CONSULTANT', 1), (2, 'Ben', 'Shaw', 'CONSULTANT', 2);
+INSERT INTO staff_skills VALUES (1, 'CARDIOLOGY'), (2, 'CARDIOLOGY');
+INSERT INTO slots (id, service_id, site_id, staff_id, starts_at, ends_at) VALUES
+    (11, 1, 1, 1, date_trunc('day', now()) + interval '3 days 9 hours',
+     date_trunc('day', now()) + interval '3 days 9 hours 20 minutes'),
+    (12, 1, 1, 1, date_trunc('day', now()) + interval '5 days 9 hours',
+     date_trunc('day', now()) + interval '5 days 9 hours 20 minutes'),
+    (21, 1, 2, 2, date_trunc('day', now()) + interval '4 days 9 hours',
+     date_trunc('day', now()) + interval '4 days 9 hours 20 minutes');
+INSERT INTO patients (id, nhs_number, given_name, family_name, date_of_birth, postcode,
+                      region_code, latitude, longitude) VALUES
+    (1, '9434765919', 'Sam', 'Khan', '1970-05-04', 'NW1 2BB', 'LONDON', 51.54, -0.15),
+    (2, '4010232137', 'Ivy', 'Shaw', '1981-02-11', 'M14 5AB', 'NORTH_WEST', 53.45, -2.22);
+INSERT INTO referrals (id, ubrn, patient_id, referrer_name, referrer_kind, to_service_id,
+                       priority, status, received_at, clock_start, breach_date,
+                       max_travel_km, required_skill) VALUES
+    (1, '100000000001', 1, 'Dr A', 'GP', 1, 'URGENT', 'ACCEPTED', now() - interval '2 days',
+     now() - interval '2 days', current_date + 12, 30, NULL),
+    (2, '100000000002', 1, 'Dr A', 'GP', 1, 'ROUTINE', 'ACCEPTED', now() - interval '90 days',
+     now() - interval '90 days', current_date + 36, 30, NULL),
+    (3, '100000000003', 1, 'Dr A', 'GP', 1, 'ROUTINE', 'ACCEPTED', now() - interval '10 days',
+     now() - interval '10 days', current_date + 116, 30, NULL),
+    (4, '100000000004', 1, 'Dr A', 'GP', 1, 'ROUTINE', 'ACCEPTED', now() - interval '95 days',
+     now() - interval '95 days', current_date + 31, 30, 'SEDATION'),
+    (5, '100000000005', 2, 'Dr B', 'GP', 1, 'ROUTINE', 'ACCEPTED', now() - interval '20 days',
+     now() - interval '20 days', current_date + 106, 30, NULL);
+"""
+
+
+@pytest.fixture(scope="module")
+def plan(databases: DatabaseFactory) -> Plan:
+    url = databases.create(sql=WORLD)
+
+    async def run() -> Plan:
+        connection = await connect(url)
+        try:
+            return await propose(connection, Scope())
+        finally:
+            await connection.close()
+
+    return asyncio.run(run())
+
+
+def by_referral(items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    return {item["referral"]: item for item in items}
+
+
+def test_the_urgent_and_the_longest_waiting_get_the_near_slots(plan: Plan) -> None:
+    matched = by_referral(plan.assignments)
+    assert sorted(matched) == [1, 2, 5]
+    assert {matched[1]["slot"], matched[2]["slot"]} == {11, 12}
+    assert matched[5]["slot"] == 21
+    assert matched[1]["priority"] == "URGENT"
+
+
+def test_each_assignment_explains_its_weight(plan: Plan) -> None:
+    for item in plan.assignments:
+        assert sum(item["breakdown"].values()) == item["weight"]
+        assert item["breakdown"]["in_time"] > 0  # all three are seen before their breach
+        assert item["km"] < 30
+
+
+def test_the_unmatched_say_why(plan: Plan) -> None:
+    unmatched = by_referral(plan.unmatched)
+    assert sorted(unmatched) == [3, 4]
+    assert unmatched[4]["reason"] == NO_CAPACITY  # nobody near has the skill it needs
+    assert unmatched[3]["reason"] == TAKEN
+    assert unmatched[3]["best_slot"] == 11  # the soonest slot, which went to ...
+    assert unmatched[3]["went_to"] in (1, 2)
+    assert (
+        unmatched[3]["went_to"]
+        == by_referral([item for item in plan.assignments if item["slot"] == 11])[
+            unmatched[3]["went_to"]
+        ]["referral"]
+    )
+
+
+def test_summary_figures(plan: Plan) -> None:
+    summary = plan.summary
+    assert summary["referrals"] == 5
+    assert summary["matched"] == 3
+    assert summary["by_priority"] == {
+        "URGENT": {"matched": 1, "unmatched": 0},
+        "TWO_WEEK_WAIT": {"matched": 0, "unmatched": 0},
+        "ROUTINE": {"matched": 2, "unmatched": 2},
+    }
+    assert summary["seen_before_breach"] == 3
+    assert summary["breaches_expected"] == 1  # referral 4 breaches within the horizon
+    assert 0 < summary["travel_km"]["mean"] < 30
+    assert summary["days_to_appointment"]["mean"] == pytest.approx((3 + 5 + 4) / 3, abs=0.1)
+    assert set(plan.timings) == {"read", "candidates", "solve", "explain", "total"}
