@@ -8,9 +8,11 @@ from typing import Any
 
 import pytest
 
+from care_graph.api.ids import encode_global_id
+from care_graph.auth import Role
 from care_graph.db.pool import connect
 from care_graph.matching.plan import NO_CAPACITY, TAKEN, Plan, Scope, propose
-from care_graph.testing import DatabaseFactory
+from care_graph.testing import DatabaseFactory, asgi_client, bearer
 
 # Site 1 in Camden has two cardiology slots (in 3 and 5 days); site 2 in Manchester has one.
 # Referrals: 1 urgent and 2 routine-long-waiting near Camden; 3 routine, short wait, near
@@ -116,3 +118,33 @@ def test_summary_figures(plan: Plan) -> None:
     assert 0 < summary["travel_km"]["mean"] < 30
     assert summary["days_to_appointment"]["mean"] == pytest.approx((3 + 5 + 4) / 3, abs=0.1)
     assert set(plan.timings) == {"read", "candidates", "solve", "explain", "total"}
+
+
+RUN = """mutation { runMatching(scope: {regions: ["LONDON", "NORTH_WEST"]}, mode: PROPOSE) {
+  summary { referrals matched seenBeforeBreach breachesExpected
+            byPriority { priority matched unmatched } }
+  assignments { referralId slotId priority breakdown { inTime travel } }
+  unmatched { referralId reason bestSlotId wentToReferralId } } }"""
+
+
+async def test_run_matching_through_graphql(databases_world_url: str) -> None:
+    async with asgi_client(databases_world_url, headers=bearer(Role.SCHEDULER)) as client:
+        body = (await client.post("/graphql", json={"query": RUN})).json()
+    plan = body["data"]["runMatching"]
+    assert plan["summary"]["referrals"] == 5
+    assert plan["summary"]["matched"] == 3
+    assert plan["summary"]["byPriority"][0] == {"priority": "URGENT", "matched": 1, "unmatched": 0}
+    assert plan["assignments"][0]["referralId"] == encode_global_id("Referral", 1)  # urgent first
+    reasons = {item["referralId"]: item["reason"] for item in plan["unmatched"]}
+    assert reasons == {
+        encode_global_id("Referral", 3): TAKEN,
+        encode_global_id("Referral", 4): NO_CAPACITY,
+    }
+    async with asgi_client(databases_world_url, headers=bearer(Role.PATIENT, "p", 1)) as client:
+        refused = (await client.post("/graphql", json={"query": RUN})).json()
+    assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+
+@pytest.fixture(scope="module")
+def databases_world_url(databases: DatabaseFactory) -> str:
+    return databases.create(sql=WORLD)

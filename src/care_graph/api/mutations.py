@@ -10,6 +10,7 @@ import strawberry
 
 from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import decode_global_id
+from care_graph.api.matching import MatchingMode, MatchingPlan, MatchingScope, run_matching
 from care_graph.api.types import Appointment, Patient, Referral, Slot
 from care_graph.domain import booking, capacity, patients, referrals
 from care_graph.errors import CareGraphError, ErrorCode
@@ -366,3 +367,12 @@ class Mutation:
         return BlockSlotsPayload(
             cancelled_appointments=await info.context.loaders.nodes("Appointment", cancelled)
         )
+
+    @strawberry.mutation(
+        description="Match a scope of the waiting list optimally (PROPOSE:"
+        " the plan, explained; nothing is booked)."
+    )
+    async def run_matching(
+        self, info: strawberry.Info, scope: MatchingScope, mode: MatchingMode = MatchingMode.PROPOSE
+    ) -> MatchingPlan:
+        return await run_matching(info, scope, mode)

@@ -1,0 +1,161 @@
+"""runMatching: the matcher from GraphQL. PROPOSE returns the optimal plan for a scope of the
+waiting list, explained; nothing is booked (committing plans is not available yet)."""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import strawberry
+
+from care_graph.api.enums import Priority
+from care_graph.api.ids import encode_global_id
+from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.matching.plan import Plan, Scope, propose
+
+MAY_MATCH = frozenset({"clinician", "scheduler", "admin"})
+MAX_LISTED = 1000
+
+
+@strawberry.enum(description="What runMatching does with the plan.")
+class MatchingMode(Enum):
+    PROPOSE = "PROPOSE"
+
+
+@strawberry.input(description="Which part of the waiting list to match.")
+class MatchingScope:
+    services: list[str] | None = strawberry.field(default=None, description="Service codes.")
+    regions: list[str] | None = strawberry.field(default=None, description="Region codes.")
+    horizon_days: int = strawberry.field(default=56, description="Slots up to this far ahead.")
+
+
+@strawberry.type(description="The points that made up an assignment's weight.")
+class CostBreakdown:
+    waiting: int
+    breach_risk: int
+    in_time: int
+    travel: int
+    delay: int
+    preference: int
+
+
+@strawberry.type(description="A referral the plan would book into a slot.")
+class PlannedAssignment:
+    referral_id: strawberry.ID
+    slot_id: strawberry.ID
+    priority: Priority
+    weight: int
+    km: float
+    days_until: int
+    breakdown: CostBreakdown
+
+
+@strawberry.type(description="A referral the plan leaves waiting, and why.")
+class UnmatchedReferral:
+    referral_id: strawberry.ID
+    priority: Priority
+    reason: str = strawberry.field(
+        description="NO_CAPACITY_WITHIN_REACH, or SLOTS_WENT_TO_OTHERS (see wentTo)"
+    )
+    best_slot_id: strawberry.ID | None
+    went_to_referral_id: strawberry.ID | None
+
+
+@strawberry.type(description="How many of a priority the plan matches.")
+class PriorityCount:
+    priority: Priority
+    matched: int
+    unmatched: int
+
+
+@strawberry.type(description="The plan in figures.")
+class MatchingSummary:
+    referrals: int
+    matched: int
+    by_priority: list[PriorityCount]
+    seen_before_breach: int
+    breaches_expected: int
+    mean_travel_km: float
+    p95_travel_km: float
+    mean_days_to_appointment: float
+    p95_days_to_appointment: float
+    seconds: float
+
+
+@strawberry.type(description="An optimal matching of a scope of the waiting list.")
+class MatchingPlan:
+    summary: MatchingSummary
+    assignments: list[PlannedAssignment] = strawberry.field(
+        description=f"The first {MAX_LISTED} assignments, most urgent first."
+    )
+    unmatched: list[UnmatchedReferral] = strawberry.field(
+        description=f"The first {MAX_LISTED} referrals left waiting, most urgent first."
+    )
+
+
+def _plan_type(plan: Plan) -> MatchingPlan:
+    summary = plan.summary
+    tier = {name: index for index, name in enumerate(("URGENT", "TWO_WEEK_WAIT", "ROUTINE"))}
+    assignments = sorted(plan.assignments, key=lambda item: tier[item["priority"]])[:MAX_LISTED]
+    unmatched = sorted(plan.unmatched, key=lambda item: tier[item["priority"]])[:MAX_LISTED]
+
+    def gid(type_name: str, key: Any) -> strawberry.ID | None:
+        return None if key is None else strawberry.ID(encode_global_id(type_name, int(key)))
+
+    return MatchingPlan(
+        summary=MatchingSummary(
+            referrals=summary["referrals"],
+            matched=summary["matched"],
+            by_priority=[
+                PriorityCount(
+                    priority=Priority(name),
+                    matched=counts["matched"],
+                    unmatched=counts["unmatched"],
+                )
+                for name, counts in summary["by_priority"].items()
+            ],
+            seen_before_breach=summary["seen_before_breach"],
+            breaches_expected=summary["breaches_expected"],
+            mean_travel_km=summary["travel_km"]["mean"],
+            p95_travel_km=summary["travel_km"]["p95"],
+            mean_days_to_appointment=summary["days_to_appointment"]["mean"],
+            p95_days_to_appointment=summary["days_to_appointment"]["p95"],
+            seconds=round(plan.timings["total"], 3),
+        ),
+        assignments=[
+            PlannedAssignment(
+                referral_id=strawberry.ID(encode_global_id("Referral", item["referral"])),
+                slot_id=strawberry.ID(encode_global_id("Slot", item["slot"])),
+                priority=Priority(item["priority"]),
+                weight=item["weight"],
+                km=item["km"],
+                days_until=item["days_until"],
+                breakdown=CostBreakdown(**item["breakdown"]),
+            )
+            for item in assignments
+        ],
+        unmatched=[
+            UnmatchedReferral(
+                referral_id=strawberry.ID(encode_global_id("Referral", item["referral"])),
+                priority=Priority(item["priority"]),
+                reason=item["reason"],
+                best_slot_id=gid("Slot", item.get("best_slot")),
+                went_to_referral_id=gid("Referral", item.get("went_to")),
+            )
+            for item in unmatched
+        ],
+    )
+
+
+async def run_matching(
+    info: strawberry.Info, scope: MatchingScope, mode: MatchingMode
+) -> MatchingPlan:
+    """Propose the plan for a scope (clinic staff only)."""
+    if str(info.context.viewer.role) not in MAY_MATCH:
+        raise CareGraphError(ErrorCode.FORBIDDEN, "matching is run by clinic staff")
+    if not 1 <= scope.horizon_days <= 366:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "the horizon is 1 to 366 days")
+    plan = await propose(
+        info.context.loaders.connection, Scope(scope.services, scope.regions, scope.horizon_days)
+    )
+    return _plan_type(plan)
