@@ -11,7 +11,15 @@ import pytest
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
 from care_graph.db.pool import connect
-from care_graph.matching.plan import NO_CAPACITY, TAKEN, Plan, Scope, propose
+from care_graph.matching.compare import compare
+from care_graph.matching.plan import (
+    NO_CAPACITY,
+    TAKEN,
+    Plan,
+    Scope,
+    propose,
+    propose_with_instance,
+)
 from care_graph.testing import DatabaseFactory, asgi_client, bearer
 
 # Site 1 in Camden has two cardiology slots (in 3 and 5 days); site 2 in Manchester has one.
@@ -148,3 +156,24 @@ async def test_run_matching_through_graphql(databases_world_url: str) -> None:
 @pytest.fixture(scope="module")
 def databases_world_url(databases: DatabaseFactory) -> str:
     return databases.create(sql=WORLD)
+
+
+def test_the_optimum_beats_greedy_booking(databases_world_url: str) -> None:
+    async def run() -> dict[str, Any]:
+        connection = await connect(databases_world_url)
+        try:
+            _, instance = await propose_with_instance(connection, Scope())
+        finally:
+            await connection.close()
+        return compare(instance, instance.chosen)
+
+    scores = asyncio.run(run())
+    assert set(scores) == {"first_come_first_served", "priority_greedy", "care_graph"}
+    ours = scores["care_graph"]
+    assert ours["urgent_seen_in_time"] == "1 / 1"
+    for other in ("first_come_first_served", "priority_greedy"):
+        assert ours["matched"] >= scores[other]["matched"]
+        assert ours["seen_in_time"] >= scores[other]["seen_in_time"]
+    # first come, first served lets referrals 2 and 3 (waiting longer) take both Camden slots
+    # before the urgent referral 1 arrives at the front
+    assert scores["first_come_first_served"]["urgent_seen_in_time"] == "0 / 1"

@@ -240,19 +240,29 @@ def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], 
     type=click.Path(dir_okay=False, writable=True),
     help="Write the whole plan (assignments and reasons) here as JSON.",
 )
+@click.option(
+    "--compare",
+    is_flag=True,
+    help="Also score first-come-first-served and priority-greedy booking.",
+)
 def match(
-    services: tuple[str, ...], regions: tuple[str, ...], horizon_days: int, output: str | None
+    services: tuple[str, ...],
+    regions: tuple[str, ...],
+    horizon_days: int,
+    output: str | None,
+    compare: bool,
 ) -> None:
     """Propose the optimal matching of waiting referrals to free slots (nothing is booked)."""
-    from care_graph.matching.plan import Scope, propose
+    from care_graph.matching.compare import compare as compare_plans
+    from care_graph.matching.plan import Scope, propose_with_instance
 
     scope = Scope(list(services) or None, list(regions) or None, horizon_days)
 
     async def run(connection: Any) -> Any:
-        return await propose(connection, scope)
+        return await propose_with_instance(connection, scope)
 
     with database_url(Settings.from_environment()) as url:
-        plan = _run(_with_connection(url, run))
+        plan, instance = _run(_with_connection(url, run))
     progress = Progress("match")
     for phase, seconds in plan.timings.items():
         progress.note(f"{phase:<12} {seconds:8.3f} s")
@@ -271,6 +281,17 @@ def match(
         f" days to appointment mean {summary['days_to_appointment']['mean']}"
         f" p95 {summary['days_to_appointment']['p95']}"
     )
+    if compare:
+        click.echo(
+            "| booking | urgent seen in time | seen in time | matched | mean km | utilisation |"
+        )
+        click.echo("|---|---|---|---|---|---|")
+        for name, figures in compare_plans(instance, instance.chosen).items():
+            click.echo(
+                f"| {name} | {figures['urgent_seen_in_time']} | {figures['seen_in_time']}"
+                f" | {figures['matched']} | {figures['mean_travel_km']} |"
+                f" {figures['utilisation']} |"
+            )
     if output:
         Path(output).write_bytes(
             orjson.dumps(

@@ -42,12 +42,30 @@ NO_CAPACITY = "NO_CAPACITY_WITHIN_REACH"
 TAKEN = "SLOTS_WENT_TO_OTHERS"
 
 
-async def propose(
-    connection: Connection,
-    scope: Scope,
-    model: CostModel | None = None,
-) -> Plan:
+@dataclass(slots=True)
+class Instance:
+    """What a plan is made from: the arrays read, the candidate edges and their weights."""
+
+    referrals: dict[str, Any]
+    slots: dict[str, Any]
+    indptr: Any
+    slot: Any
+    km: Any
+    weights: Any
+    parts: dict[str, Any]
+    chosen: Any  # the optimal plan's edge per referral, -1 where unmatched
+
+
+async def propose(connection: Connection, scope: Scope, model: CostModel | None = None) -> Plan:
     """The optimal plan for ``scope`` now; nothing is written."""
+    plan, _ = await propose_with_instance(connection, scope, model)
+    return plan
+
+
+async def propose_with_instance(
+    connection: Connection, scope: Scope, model: CostModel | None = None
+) -> tuple[Plan, Instance]:
+    """The optimal plan and the instance it was solved on (for comparisons)."""
     model = model or CostModel()
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -98,7 +116,11 @@ async def propose(
     timings["explain"] = time.perf_counter() - mark
     timings["total"] = time.perf_counter() - started
     plan.timings = timings
-    return plan
+    chosen = np.where(matching.assignment >= 0, matcher.solver.match_edge, -1)
+    instance = Instance(
+        referrals, slots, candidates.indptr, candidates.slot, candidates.km, weights, parts, chosen
+    )
+    return plan, instance
 
 
 def _explain(
