@@ -11,6 +11,8 @@ import pytest
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
 from care_graph.db.pool import connect
+from care_graph.domain.booking import Actor
+from care_graph.domain.commit import commit_plan
 from care_graph.matching.compare import compare
 from care_graph.matching.plan import (
     NO_CAPACITY,
@@ -177,3 +179,72 @@ def test_the_optimum_beats_greedy_booking(databases_world_url: str) -> None:
     # first come, first served lets referrals 2 and 3 (waiting longer) take both Camden slots
     # before the urgent referral 1 arrives at the front
     assert scores["first_come_first_served"]["urgent_seen_in_time"] == "0 / 1"
+
+
+COMMIT = """mutation { runMatching(scope: {}, mode: COMMIT) {
+  summary { matched } committed { planKey booked skipped { referralId slotId } } } }"""
+
+
+@pytest.fixture
+def commit_world_url(databases: DatabaseFactory) -> str:
+    return databases.create(sql=WORLD)
+
+
+async def test_commit_books_the_plan_once(commit_world_url: str) -> None:
+    async with asgi_client(commit_world_url, headers=bearer(Role.SCHEDULER)) as client:
+        first = (await client.post("/graphql", json={"query": COMMIT})).json()
+        assert first["data"]["runMatching"]["committed"]["booked"] == 3
+        assert first["data"]["runMatching"]["committed"]["skipped"] == []
+        # the same plan again: nothing new is booked (those referrals are no longer waiting,
+        # so a fresh proposal is a different, smaller plan)
+    connection = await connect(commit_world_url)
+    try:
+        booked = await connection.fetch(
+            "SELECT a.referral_id, a.slot_id, s.status, r.status AS referral_status"
+            " FROM appointments a JOIN slots s ON s.id = a.slot_id"
+            " JOIN referrals r ON r.id = a.referral_id ORDER BY a.referral_id"
+        )
+        audit = await connection.fetchval(
+            "SELECT count(*) FROM audit_events WHERE operation = 'BOOK'"
+        )
+    finally:
+        await connection.close()
+    assert [row["referral_id"] for row in booked] == [1, 2, 5]
+    assert {row["status"] for row in booked} == {"busy"}
+    assert {row["referral_status"] for row in booked} == {"BOOKED"}
+    assert audit == 3
+
+
+async def test_commit_is_idempotent_and_skips_what_changed(commit_world_url: str) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        plan = await propose(connection, Scope())
+        pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+        # meanwhile someone books the slot planned for referral 5
+        slot_of_5 = dict(pairs)[5]
+        await connection.execute("UPDATE slots SET status = 'busy' WHERE id = $1", slot_of_5)
+        clerk = Actor("clerk", "scheduler")
+        first = await commit_plan(connection, clerk, pairs)
+        again = await commit_plan(connection, clerk, pairs)
+        count = await connection.fetchval("SELECT count(*) FROM appointments")
+    finally:
+        await connection.close()
+    assert first.skipped == [(5, slot_of_5)]
+    assert len(first.booked) == 2
+    assert (again.plan_key, again.booked, again.skipped) == (
+        first.plan_key,
+        first.booked,
+        first.skipped,
+    )
+    assert count == 2
+
+
+async def test_site_bound_staff_commit_only_at_their_sites(commit_world_url: str) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        plan = await propose(connection, Scope())
+        pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+        done = await commit_plan(connection, Actor("clerk", "scheduler", None, (2,)), pairs)
+    finally:
+        await connection.close()
+    assert [referral for _, referral, _ in done.booked] == [5]  # Manchester is site 2

@@ -245,24 +245,40 @@ def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], 
     is_flag=True,
     help="Also score first-come-first-served and priority-greedy booking.",
 )
+@click.option(
+    "--commit",
+    is_flag=True,
+    help="Book the plan (as a scheduler; pairs overtaken meanwhile are skipped).",
+)
 def match(
     services: tuple[str, ...],
     regions: tuple[str, ...],
     horizon_days: int,
     output: str | None,
     compare: bool,
+    commit: bool,
 ) -> None:
-    """Propose the optimal matching of waiting referrals to free slots (nothing is booked)."""
+    """Propose the optimal matching of waiting referrals to free slots; --commit books it."""
+    from care_graph.domain.booking import Actor
+    from care_graph.domain.commit import commit_plan
     from care_graph.matching.compare import compare as compare_plans
     from care_graph.matching.plan import Scope, propose_with_instance
 
     scope = Scope(list(services) or None, list(regions) or None, horizon_days)
 
     async def run(connection: Any) -> Any:
-        return await propose_with_instance(connection, scope)
+        plan, instance = await propose_with_instance(connection, scope)
+        committed = None
+        if commit:
+            committed = await commit_plan(
+                connection,
+                Actor("care-graph match", "scheduler"),
+                [(item["referral"], item["slot"]) for item in plan.assignments],
+            )
+        return plan, instance, committed
 
     with database_url(Settings.from_environment()) as url:
-        plan, instance = _run(_with_connection(url, run))
+        plan, instance, committed = _run(_with_connection(url, run))
     progress = Progress("match")
     for phase, seconds in plan.timings.items():
         progress.note(f"{phase:<12} {seconds:8.3f} s")
@@ -292,6 +308,11 @@ def match(
                 f" | {figures['matched']} | {figures['mean_travel_km']} |"
                 f" {figures['utilisation']} |"
             )
+    if committed is not None:
+        click.echo(
+            f"committed: {len(committed.booked):,} booked, {len(committed.skipped):,}"
+            f" skipped (plan {committed.plan_key})"
+        )
     if output:
         Path(output).write_bytes(
             orjson.dumps(

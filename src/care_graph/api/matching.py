@@ -1,5 +1,6 @@
 """runMatching: the matcher from GraphQL. PROPOSE returns the optimal plan for a scope of the
-waiting list, explained; nothing is booked (committing plans is not available yet)."""
+waiting list, explained; COMMIT also books it (domain/commit.py), skipping and reporting pairs
+that bookings made meanwhile have overtaken."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import strawberry
 
 from care_graph.api.enums import Priority
 from care_graph.api.ids import encode_global_id
+from care_graph.domain.booking import Actor
+from care_graph.domain.commit import commit_plan
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matching.plan import Plan, Scope, propose
 
@@ -20,6 +23,7 @@ MAX_LISTED = 1000
 @strawberry.enum(description="What runMatching does with the plan.")
 class MatchingMode(Enum):
     PROPOSE = "PROPOSE"
+    COMMIT = "COMMIT"
 
 
 @strawberry.input(description="Which part of the waiting list to match.")
@@ -82,9 +86,23 @@ class MatchingSummary:
     seconds: float
 
 
+@strawberry.type(description="A planned pair that no longer held when the plan was committed.")
+class SkippedPair:
+    referral_id: strawberry.ID
+    slot_id: strawberry.ID
+
+
+@strawberry.type(description="What committing the plan booked.")
+class CommitResult:
+    plan_key: str = strawberry.field(description="Committing the same plan again books nothing.")
+    booked: int
+    skipped: list[SkippedPair]
+
+
 @strawberry.type(description="An optimal matching of a scope of the waiting list.")
 class MatchingPlan:
     summary: MatchingSummary
+    committed: CommitResult | None = strawberry.field(description="Set in COMMIT mode.")
     assignments: list[PlannedAssignment] = strawberry.field(
         description=f"The first {MAX_LISTED} assignments, most urgent first."
     )
@@ -93,7 +111,7 @@ class MatchingPlan:
     )
 
 
-def _plan_type(plan: Plan) -> MatchingPlan:
+def _plan_type(plan: Plan, committed: CommitResult | None = None) -> MatchingPlan:
     summary = plan.summary
     tier = {name: index for index, name in enumerate(("URGENT", "TWO_WEEK_WAIT", "ROUTINE"))}
     assignments = sorted(plan.assignments, key=lambda item: tier[item["priority"]])[:MAX_LISTED]
@@ -103,6 +121,7 @@ def _plan_type(plan: Plan) -> MatchingPlan:
         return None if key is None else strawberry.ID(encode_global_id(type_name, int(key)))
 
     return MatchingPlan(
+        committed=committed,
         summary=MatchingSummary(
             referrals=summary["referrals"],
             matched=summary["matched"],
@@ -150,12 +169,28 @@ def _plan_type(plan: Plan) -> MatchingPlan:
 async def run_matching(
     info: strawberry.Info, scope: MatchingScope, mode: MatchingMode
 ) -> MatchingPlan:
-    """Propose the plan for a scope (clinic staff only)."""
+    """Propose the plan for a scope, and in COMMIT mode book it (clinic staff only)."""
     if str(info.context.viewer.role) not in MAY_MATCH:
         raise CareGraphError(ErrorCode.FORBIDDEN, "matching is run by clinic staff")
     if not 1 <= scope.horizon_days <= 366:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "the horizon is 1 to 366 days")
-    plan = await propose(
-        info.context.loaders.connection, Scope(scope.services, scope.regions, scope.horizon_days)
+    connection = info.context.loaders.connection
+    plan = await propose(connection, Scope(scope.services, scope.regions, scope.horizon_days))
+    if mode is MatchingMode.PROPOSE:
+        return _plan_type(plan)
+    viewer = info.context.viewer
+    done = await commit_plan(
+        connection,
+        Actor(viewer.subject, str(viewer.role), None, viewer.site_ids),
+        [(item["referral"], item["slot"]) for item in plan.assignments],
     )
-    return _plan_type(plan)
+    skipped = [
+        SkippedPair(
+            referral_id=strawberry.ID(encode_global_id("Referral", referral)),
+            slot_id=strawberry.ID(encode_global_id("Slot", slot)),
+        )
+        for referral, slot in done.skipped
+    ]
+    return _plan_type(
+        plan, CommitResult(plan_key=done.plan_key, booked=len(done.booked), skipped=skipped)
+    )

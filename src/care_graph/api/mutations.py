@@ -369,8 +369,8 @@ class Mutation:
         )
 
     @strawberry.mutation(
-        description="Match a scope of the waiting list optimally (PROPOSE:"
-        " the plan, explained; nothing is booked)."
+        description="Match a scope of the waiting list optimally: PROPOSE the plan, explained,"
+        " or COMMIT it (book it; safe to retry)."
     )
     async def run_matching(
         self, info: strawberry.Info, scope: MatchingScope, mode: MatchingMode = MatchingMode.PROPOSE

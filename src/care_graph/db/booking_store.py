@@ -175,3 +175,81 @@ async def audit(
         record_id,
         detail,
     )
+
+
+async def book_pairs(
+    connection: Connection,
+    referral_ids: list[int],
+    slot_ids: list[int],
+    actor: str,
+    role: str,
+    site_ids: list[int] | None = None,
+) -> list[tuple[int, int, int]]:
+    """Book many (referral, slot) pairs in one statement under the same rules as one booking:
+    the referral waits (ACCEPTED), the slot is on offer (free, a lapsed hold, or held for this
+    referral), in the future, for the referral's service and, for site-bound staff, at one of
+    their sites; rows are locked in id order and the
+    unique indexes settle any race. Returns (appointment, referral, slot) of each booking made;
+    pairs that no longer hold are skipped."""
+    rows = await connection.fetch(
+        """
+        WITH wanted AS (
+            SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS w(referral_id, slot_id)),
+        waiting AS (
+            SELECT id, to_service_id FROM referrals
+            WHERE id IN (SELECT referral_id FROM wanted) AND status = 'ACCEPTED'
+            ORDER BY id FOR UPDATE),
+        offered AS (
+            SELECT id, service_id, status, hold_expires_at, held_for_referral_id FROM slots
+            WHERE id IN (SELECT slot_id FROM wanted) AND starts_at > now()
+              AND status IN ('free', 'busy-tentative')
+              AND ($5::int[] IS NULL OR site_id = ANY($5::int[]))
+              AND ($5::int[] IS NULL OR site_id = ANY($5::int[]))
+            ORDER BY id FOR UPDATE),
+        fit AS (
+            SELECT DISTINCT ON (w.slot_id) w.referral_id, w.slot_id
+            FROM wanted w JOIN waiting r ON r.id = w.referral_id
+            JOIN offered s ON s.id = w.slot_id AND s.service_id = r.to_service_id
+            WHERE s.status = 'free' OR s.hold_expires_at <= now()
+               OR s.held_for_referral_id = w.referral_id
+            ORDER BY w.slot_id, w.referral_id),
+        booked AS (
+            INSERT INTO appointments (referral_id, slot_id, booked_by)
+            SELECT referral_id, slot_id, $3 FROM fit
+            ON CONFLICT DO NOTHING
+            RETURNING id, referral_id, slot_id),
+        slots_taken AS (
+            UPDATE slots SET status = 'busy', hold_expires_at = NULL,
+                held_for_referral_id = NULL, version = version + 1
+            WHERE id IN (SELECT slot_id FROM booked) RETURNING id),
+        referrals_booked AS (
+            UPDATE referrals SET status = 'BOOKED', version = version + 1, updated_at = now()
+            WHERE id IN (SELECT referral_id FROM booked) RETURNING id),
+        audited AS (
+            INSERT INTO audit_events (actor, actor_role, operation, record_type, record_id,
+                                      detail)
+            SELECT $3, $4, 'BOOK', 'appointment', id,
+                   json_build_object('referral', referral_id, 'slot', slot_id, 'plan', true)
+            FROM booked RETURNING 1),
+        slot_events AS (
+            SELECT pg_notify('care_graph_slots', json_build_object('slot', s.id,
+                'serviceCode', v.code, 'region', t.region_code, 'status', 'busy',
+                'startsAt', s.starts_at)::text)
+            FROM booked b JOIN slots s ON s.id = b.slot_id
+            JOIN services v ON v.id = s.service_id JOIN sites t ON t.id = s.site_id),
+        appointment_events AS (
+            SELECT pg_notify('care_graph_appointments', json_build_object('appointment', b.id,
+                'referral', b.referral_id, 'slot', b.slot_id, 'status', 'booked',
+                'patient', r.patient_id, 'referrer', r.referrer_subject)::text)
+            FROM booked b JOIN referrals r ON r.id = b.referral_id)
+        SELECT id, referral_id, slot_id FROM booked
+        WHERE (SELECT count(*) FROM slot_events) >= 0
+          AND (SELECT count(*) FROM appointment_events) >= 0
+        """,
+        referral_ids,
+        slot_ids,
+        actor,
+        role,
+        site_ids,
+    )
+    return [(row["id"], row["referral_id"], row["slot_id"]) for row in rows]
