@@ -200,7 +200,7 @@ async def test_an_expired_hold(client: httpx.AsyncClient, db: asyncpg.Connection
     assert taken["data"] is not None  # a lapsed hold does not block anyone else
 
 
-async def test_cancel_frees_the_slot_and_the_referral_waits_again(
+async def test_cancel_offers_the_slot_to_the_best_waiting_referral(
     client: httpx.AsyncClient,
     db: asyncpg.Connection[Any],
 ) -> None:
@@ -210,17 +210,24 @@ async def test_cancel_frees_the_slot_and_the_referral_waits_again(
     assert cancelled["data"]["cancelAppointment"]["appointment"] == {
         "id": appointment,
         "status": "CANCELLED",
-        "slot": {"status": "FREE"},
+        "slot": {"status": "BUSY_TENTATIVE"},  # freed, and at once held for someone waiting
     }
     assert await db.fetchval("SELECT status FROM referrals WHERE id = 8") == "ACCEPTED"
+    holder = await db.fetchval("SELECT held_for_referral_id FROM slots WHERE id = 8")
+    assert holder is not None
+    assert holder != 8  # not offered back to the referral that gave it up
     again = await call(client, CANCEL, appointmentId=appointment, reason="PATIENT_ILL")
     assert code_of(again) == "INVALID_TRANSITION"
     bad_reason = await call(client, CANCEL, appointmentId=appointment, reason="BORED")
     assert code_of(bad_reason) == "INVALID_ARGUMENT"
-    rebooked = await call(client, BOOK, referralId=referral(9), slotId=slot(8))
-    assert rebooked["data"] is not None
+    someone_else = 9 if holder != 9 else 10
+    refused = await call(client, BOOK, referralId=referral(someone_else), slotId=slot(8))
+    assert code_of(refused) == "SLOT_UNAVAILABLE"
+    taken = await call(client, BOOK, referralId=referral(holder), slotId=slot(8))
+    assert taken["data"] is not None
     assert await db.fetchval("SELECT array_agg(operation ORDER BY id) FROM audit_events") == [
         "BOOK",
         "CANCEL",
+        "OFFER",
         "BOOK",
     ]

@@ -142,3 +142,26 @@ async def test_a_bad_token_is_refused(server: str) -> None:
         await socket_.recv()
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.code == 4403
+
+
+async def test_a_freed_slot_is_offered_to_the_next_patient(server: str) -> None:
+    watcher = await open_subscription(
+        server,
+        bearer(Role.PATIENT, "patient-2", 2),
+        "subscription { slotOffered { slotId referralId } }",
+    )
+    try:
+        clerk = bearer(Role.SCHEDULER, "clerk")
+        booked = await mutate(
+            server, BOOK, clerk, r=encode_global_id("Referral", 1), s=encode_global_id("Slot", 7)
+        )
+        appointment = booked["data"]["bookAppointment"]["appointment"]["id"]
+        await mutate(server, CANCEL, clerk, a=appointment)
+        assert await next_event(watcher) == {
+            "slotOffered": {
+                "slotId": encode_global_id("Slot", 7),
+                "referralId": encode_global_id("Referral", 2),
+            }
+        }
+    finally:
+        await watcher.close()

@@ -12,7 +12,7 @@ from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import decode_global_id
 from care_graph.api.matching import MatchingMode, MatchingPlan, MatchingScope, run_matching
 from care_graph.api.types import Appointment, Patient, Referral, Slot
-from care_graph.domain import booking, capacity, patients, referrals
+from care_graph.domain import booking, capacity, offers, patients, referrals
 from care_graph.errors import CareGraphError, ErrorCode
 
 
@@ -220,6 +220,13 @@ class Mutation:
             actor=_actor(info),
         )
         appointment = await info.context.loaders.node("Appointment", appointment_id)
+        # keep the waiting list moving: the freed slot goes on hold for the best waiting referral
+        await offers.offer_slot(
+            info.context.loaders.connection,
+            appointment.row["__slot"],
+            _actor(info),
+            excluded_referral=appointment.row["__referral"],
+        )
         return CancelAppointmentPayload(appointment=appointment)
 
     @strawberry.mutation(description="Register a patient (NHS number checked).")

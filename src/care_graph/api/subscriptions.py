@@ -21,7 +21,7 @@ from strawberry.types.unset import UNSET, UnsetType
 from care_graph.api.enums import AppointmentStatus, SlotStatus
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role, TokenSettings, Unauthenticated, Viewer, verify
-from care_graph.db.live import APPOINTMENTS, SLOTS, LiveEvents
+from care_graph.db.live import APPOINTMENTS, OFFERS, SLOTS, LiveEvents
 
 
 @dataclass
@@ -49,6 +49,14 @@ class AppointmentEvent:
     referral_id: strawberry.ID
     slot_id: strawberry.ID
     status: AppointmentStatus
+
+
+@strawberry.type(description="A freed slot held for a waiting referral: book it before it lapses.")
+class SlotOfferEvent:
+    slot_id: strawberry.ID
+    referral_id: strawberry.ID
+    starts_at: datetime
+    expires_at: datetime
 
 
 def _may_hear(viewer: Viewer, event: dict[str, Any]) -> bool:
@@ -93,6 +101,23 @@ class Subscription:
                 referral_id=strawberry.ID(encode_global_id("Referral", event["referral"])),
                 slot_id=strawberry.ID(encode_global_id("Slot", event["slot"])),
                 status=AppointmentStatus(_enum_name(event["status"])),
+            )
+
+    @strawberry.subscription(description="Freed slots held for referrals the caller may see.")
+    async def slot_offered(self, info: strawberry.Info) -> AsyncGenerator[SlotOfferEvent, None]:
+        async for event in _offers(info):
+            yield event
+
+
+async def _offers(info: strawberry.Info) -> AsyncGenerator[SlotOfferEvent, None]:
+    viewer: Viewer = info.context.viewer
+    async for event in info.context.live.subscribe(OFFERS):
+        if _may_hear(viewer, event):
+            yield SlotOfferEvent(
+                slot_id=strawberry.ID(encode_global_id("Slot", event["slot"])),
+                referral_id=strawberry.ID(encode_global_id("Referral", event["referral"])),
+                starts_at=datetime.fromisoformat(event["startsAt"]),
+                expires_at=datetime.fromisoformat(event["expires"]),
             )
 
 

@@ -19,7 +19,8 @@ from care_graph.db.pool import connect
 
 SLOTS = "care_graph_slots"
 APPOINTMENTS = "care_graph_appointments"
-CHANNELS = (SLOTS, APPOINTMENTS)
+OFFERS = "care_graph_offers"
+CHANNELS = (SLOTS, APPOINTMENTS, OFFERS)
 QUEUE_LIMIT = 1000  # a subscriber this far behind loses its oldest events, not the server
 
 logger = logging.getLogger("care_graph.live")

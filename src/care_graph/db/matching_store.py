@@ -140,3 +140,48 @@ async def skill_codes(connection: Connection) -> list[str]:
     if len(codes) > 62:
         raise ValueError("more than 62 skills do not fit a 64-bit mask")
     return codes
+
+
+async def candidates_for_slot(
+    connection: Connection, slot_id: int, excluded_referral: int | None
+) -> list[Any]:
+    """Waiting referrals that could take this one slot: its service, not before their earliest
+    date, within their maximum travel, with any skill they need held by the slot's clinician."""
+    rows: list[Any] = await connection.fetch(
+        """
+        SELECT r.id, r.priority, r.patient_id, r.referrer_subject,
+               (current_date - r.clock_start::date) AS waited_days,
+               (r.breach_date - current_date) AS days_to_breach,
+               (s.starts_at::date - current_date) AS days_until,
+               great_circle_km(p.latitude, p.longitude, t.latitude, t.longitude) AS km,
+               t.id = ANY(r.preferred_site_ids) AS preferred
+        FROM slots s
+        JOIN sites t ON t.id = s.site_id
+        JOIN referrals r ON r.to_service_id = s.service_id AND r.status = 'ACCEPTED'
+        JOIN patients p ON p.id = r.patient_id
+        WHERE s.id = $1 AND s.status = 'free' AND s.starts_at > now()
+          AND r.id IS DISTINCT FROM $2
+          AND (r.earliest_date IS NULL OR r.earliest_date <= s.starts_at::date)
+          AND (r.max_travel_km IS NULL OR great_circle_km(p.latitude, p.longitude,
+               t.latitude, t.longitude) <= r.max_travel_km)
+          AND (r.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
+               WHERE k.staff_id = s.staff_id AND k.skill_code = r.required_skill))
+          AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.referral_id = r.id
+               AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))
+        """,
+        slot_id,
+        excluded_referral,
+    )
+    return rows
+
+
+async def announce_offer(connection: Connection, slot_id: int, referral_id: int) -> None:
+    """Tell subscribers (at commit) that a slot is being offered to a referral."""
+    await connection.execute(
+        "SELECT pg_notify('care_graph_offers', json_build_object('slot', s.id,"
+        " 'referral', r.id, 'patient', r.patient_id, 'referrer', r.referrer_subject,"
+        " 'expires', s.hold_expires_at, 'startsAt', s.starts_at)::text)"
+        " FROM slots s, referrals r WHERE s.id = $1 AND r.id = $2",
+        slot_id,
+        referral_id,
+    )
