@@ -143,7 +143,7 @@ async def skill_codes(connection: Connection) -> list[str]:
 
 
 async def candidates_for_slot(
-    connection: Connection, slot_id: int, excluded_referral: int | None
+    connection: Connection, slot_id: int, service_id: int, excluded_referral: int | None
 ) -> list[Any]:
     """Waiting referrals that could take this one slot: its service, not before their earliest
     date, within their maximum travel, with any skill they need held by the slot's clinician."""
@@ -160,6 +160,7 @@ async def candidates_for_slot(
         JOIN referrals r ON r.to_service_id = s.service_id AND r.status = 'ACCEPTED'
         JOIN patients p ON p.id = r.patient_id
         WHERE s.id = $1 AND s.status = 'free' AND s.starts_at > now()
+          AND r.to_service_id = $3  -- known up front, so the service index is used
           AND r.id IS DISTINCT FROM $2
           AND (r.earliest_date IS NULL OR r.earliest_date <= s.starts_at::date)
           AND (r.max_travel_km IS NULL OR great_circle_km(p.latitude, p.longitude,
@@ -171,6 +172,7 @@ async def candidates_for_slot(
         """,
         slot_id,
         excluded_referral,
+        service_id,
     )
     return rows
 

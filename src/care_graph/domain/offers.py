@@ -35,7 +35,9 @@ async def offer_slot(
         slot = await booking_store.lock_slot(connection, slot_id)
         if slot is None or slot["status"] != "free":
             return None
-        rows = await matching_store.candidates_for_slot(connection, slot_id, excluded_referral)
+        rows = await matching_store.candidates_for_slot(
+            connection, slot_id, slot["service_id"], excluded_referral
+        )
         if not rows:
             return None
         parts = model.components(
