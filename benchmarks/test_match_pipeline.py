@@ -10,7 +10,7 @@ from datetime import date
 from care_graph.db.pool import connect
 from care_graph.domain.booking import Actor, cancel_appointment
 from care_graph.domain.commit import commit_plan
-from care_graph.domain.offers import offer_slot
+from care_graph.domain.offers import offer_slots
 from care_graph.matching.plan import Plan, Scope, propose
 from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
@@ -37,7 +37,7 @@ async def _propose_and_commit(url: str) -> tuple[Plan, float, int, float]:
             slot = await connection.fetchval(
                 "SELECT slot_id FROM appointments WHERE id = $1", appointment
             )
-            await offer_slot(connection, slot, clerk)
+            await offer_slots(connection, [slot], clerk)
             offer_seconds = time.perf_counter() - started
         return plan, commit_seconds, len(committed.booked), offer_seconds
     finally:

@@ -246,7 +246,9 @@ async def test_cancelling_a_booked_referral_frees_its_slot(client: httpx.AsyncCl
     assert code(other) == "NOT_FOUND"
 
 
-async def test_publish_a_roster_and_block_a_booked_slot(client: httpx.AsyncClient) -> None:
+async def test_publish_a_roster_and_block_a_booked_slot(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
     monday = date.today() + timedelta(days=14 - date.today().weekday())
     roster = {
         "staffId": gid("Staff", 1),
@@ -260,6 +262,9 @@ async def test_publish_a_roster_and_block_a_booked_slot(client: httpx.AsyncClien
     }
     published = await gql(client, PUBLISH, CLERK, **roster)
     assert published["data"]["publishRoster"] == {"slotCount": 12}  # 2 days x 6 x 20 minutes
+    # new capacity goes straight to the waiting list: both waiting referrals get an offer
+    held = await db.fetch("SELECT held_for_referral_id FROM slots WHERE status = 'busy-tentative'")
+    assert sorted(row["held_for_referral_id"] for row in held) == [1, 2]
     assert code(await gql(client, PUBLISH, CLERK, **roster)) == "ROSTER_OVERLAP"
     assert code(await gql(client, PUBLISH, REFERRER, **roster)) == "FORBIDDEN"
     await gql(client, BOOK, CLERK, referralId=gid("Referral", 2), slotId=gid("Slot", 6))

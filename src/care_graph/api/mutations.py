@@ -221,9 +221,9 @@ class Mutation:
         )
         appointment = await info.context.loaders.node("Appointment", appointment_id)
         # keep the waiting list moving: the freed slot goes on hold for the best waiting referral
-        await offers.offer_slot(
+        await offers.offer_slots(
             info.context.loaders.connection,
-            appointment.row["__slot"],
+            [appointment.row["__slot"]],
             _actor(info),
             excluded_referral=appointment.row["__referral"],
         )
@@ -361,6 +361,7 @@ class Mutation:
             first_day=input.first_day,
             last_day=input.last_day,
         )
+        await offers.offer_slots(info.context.loaders.connection, slots, _actor(info))
         return PublishRosterPayload(slot_count=len(slots))
 
     @strawberry.mutation(description="Block slots; their bookings are cancelled and notified.")
