@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from functools import cache
-from typing import Any
 
 import strawberry
 from strawberry.schema.config import StrawberryConfig
 
 from care_graph.api import lists
-from care_graph.api.declare import SQL, Root
+from care_graph.api.connections import connection
 from care_graph.api.enums import (
     AppointmentOrder,
     AuditOrder,
@@ -45,14 +44,6 @@ from care_graph.api.types import (
 )
 
 
-def _root(spec: lists.ListSpec) -> dict[str, Any]:
-    return {SQL: Root(spec)}
-
-
-async def _page(info: strawberry.Info, spec: lists.ListSpec, **arguments: Any) -> Any:
-    return Connection(page=await info.context.loaders.page(spec, None, arguments))
-
-
 @strawberry.type(description="Everything care_graph lets a client read.")
 class Query:
     @strawberry.field(description="The object with this global ID, or null.")
@@ -65,195 +56,85 @@ class Query:
         found = await asyncio.gather(*(info.context.loaders.node_by_global_id(one) for one in ids))
         return list(found)
 
-    @strawberry.field(
+    referrals: Connection[Referral] = connection(
+        Referral,
+        lists.REFERRALS,
+        ReferralFilter,
+        ReferralOrder,
+        ReferralOrder.BREACH_DATE,
         description="Referrals; the worklist is ordered by breach date.",
-        metadata=_root(lists.REFERRALS),
+        nested=False,
     )
-    async def referrals(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: ReferralFilter | None = None,
-        order_by: ReferralOrder = ReferralOrder.BREACH_DATE,
-    ) -> Connection[Referral]:
-        page: Connection[Referral] = await _page(
-            info,
-            lists.REFERRALS,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
 
-    @strawberry.field(description="Appointment slots.", metadata=_root(lists.SLOTS))
-    async def slots(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: SlotFilter | None = None,
-        order_by: SlotOrder = SlotOrder.STARTS_AT,
-    ) -> Connection[Slot]:
-        page: Connection[Slot] = await _page(
-            info,
-            lists.SLOTS,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
+    slots: Connection[Slot] = connection(
+        Slot,
+        lists.SLOTS,
+        SlotFilter,
+        SlotOrder,
+        SlotOrder.STARTS_AT,
+        description="Appointment slots.",
+        nested=False,
+    )
 
-    @strawberry.field(description="Patients.", metadata=_root(lists.PATIENTS))
-    async def patients(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: PatientFilter | None = None,
-        order_by: NameOrder = NameOrder.NAME,
-    ) -> Connection[Patient]:
-        page: Connection[Patient] = await _page(
-            info,
-            lists.PATIENTS,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
+    patients: Connection[Patient] = connection(
+        Patient,
+        lists.PATIENTS,
+        PatientFilter,
+        NameOrder,
+        NameOrder.NAME,
+        description="Patients.",
+        nested=False,
+    )
 
-    @strawberry.field(description="Staff.", metadata=_root(lists.STAFF))
-    async def staff(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: StaffFilter | None = None,
-        order_by: NameOrder = NameOrder.NAME,
-    ) -> Connection[Staff]:
-        page: Connection[Staff] = await _page(
-            info,
-            lists.STAFF,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
+    staff: Connection[Staff] = connection(
+        Staff,
+        lists.STAFF,
+        StaffFilter,
+        NameOrder,
+        NameOrder.NAME,
+        description="Staff.",
+        nested=False,
+    )
 
-    @strawberry.field(description="Sites.", metadata=_root(lists.SITES))
-    async def sites(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: SiteFilter | None = None,
-        order_by: NameOrder = NameOrder.NAME,
-    ) -> Connection[Site]:
-        page: Connection[Site] = await _page(
-            info,
-            lists.SITES,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
+    sites: Connection[Site] = connection(
+        Site,
+        lists.SITES,
+        SiteFilter,
+        NameOrder,
+        NameOrder.NAME,
+        description="Sites.",
+        nested=False,
+    )
 
-    @strawberry.field(description="Services.", metadata=_root(lists.SERVICES))
-    async def services(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: ServiceFilter | None = None,
-        order_by: ServiceOrder = ServiceOrder.CODE,
-    ) -> Connection[Service]:
-        page: Connection[Service] = await _page(
-            info,
-            lists.SERVICES,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
+    services: Connection[Service] = connection(
+        Service,
+        lists.SERVICES,
+        ServiceFilter,
+        ServiceOrder,
+        ServiceOrder.CODE,
+        description="Services.",
+        nested=False,
+    )
 
-    @strawberry.field(description="Appointments.", metadata=_root(lists.APPOINTMENTS))
-    async def appointments(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: AppointmentFilter | None = None,
-        order_by: AppointmentOrder = AppointmentOrder.BOOKED_AT,
-    ) -> Connection[Appointment]:
-        page: Connection[Appointment] = await _page(
-            info,
-            lists.APPOINTMENTS,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
+    appointments: Connection[Appointment] = connection(
+        Appointment,
+        lists.APPOINTMENTS,
+        AppointmentFilter,
+        AppointmentOrder,
+        AppointmentOrder.BOOKED_AT,
+        description="Appointments.",
+        nested=False,
+    )
 
-    @strawberry.field(
+    audit_events: Connection[AuditEvent] = connection(
+        AuditEvent,
+        lists.AUDIT_EVENTS,
+        AuditEventFilter,
+        AuditOrder,
+        AuditOrder.NEWEST,
         description="Who did what to which record (administrators only).",
-        metadata=_root(lists.AUDIT_EVENTS),
+        nested=False,
     )
-    async def audit_events(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: AuditEventFilter | None = None,
-        order_by: AuditOrder = AuditOrder.NEWEST,
-    ) -> Connection[AuditEvent]:
-        page: Connection[AuditEvent] = await _page(
-            info,
-            lists.AUDIT_EVENTS,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
 
 
 @cache

@@ -8,6 +8,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from care_graph.api import lists
+from care_graph.api.connections import connection
 from care_graph.api.declare import SQL, Computed, Nested, column, to_one
 from care_graph.api.enums import (
     AppointmentOrder,
@@ -100,6 +101,14 @@ async def _page(info: strawberry.Info, parent: Any, spec: lists.ListSpec, **argu
     return Connection(page=await info.context.loaders.page(spec, parent, arguments))
 
 
+# The lifecycle's FHIR map (domain/lifecycle.py) as SQL, so it is written down once.
+FHIR_SERVICE_REQUEST_STATUS = (
+    "CASE {t}.status "
+    + " ".join(f"WHEN '{ours}' THEN '{fhir}'" for ours, fhir in FHIR_STATUS.items())
+    + " END"
+)
+
+
 @node("services")
 class Service(Node):
     row: strawberry.Private[dict[str, Any]]
@@ -108,155 +117,6 @@ class Service(Node):
     name: str = column("{t}.name")
     kind: ServiceKind = column("{t}.kind")
     slot_minutes: int = column("{t}.slot_minutes", "Length of this service's slots.")
-
-
-@node("sites")
-class Site(Node):
-    row: strawberry.Private[dict[str, Any]]
-    id: strawberry.ID = global_id("Site")
-    code: str = column("{t}.code")
-    name: str = column("{t}.name")
-    region: str = column("{t}.region_code", "NHS England region code.")
-    region_name: str = column("(SELECT name FROM regions WHERE code = {t}.region_code)")
-    town: str = column("{t}.town")
-    postcode: str = column("{t}.postcode")
-    latitude: float = column("{t}.latitude")
-    longitude: float = column("{t}.longitude")
-
-    @strawberry.field(
-        description="Great-circle distance in km from a point.",
-        metadata={
-            SQL: Computed(
-                "round(great_circle_km({latitude}::float8, {longitude}::float8,"
-                " {t}.latitude, {t}.longitude)::numeric, 3)::float8"
-            )
-        },
-    )
-    async def distance_km(self, info: strawberry.Info, latitude: float, longitude: float) -> float:
-        value: float = await info.context.loaders.computed(
-            self, info, latitude=latitude, longitude=longitude
-        )
-        return value
-
-    @strawberry.field(
-        description="Services offered here.", metadata={SQL: Nested(lists.SERVICES_OF_SITE)}
-    )
-    async def services(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: ServiceFilter | None = None,
-        order_by: ServiceOrder = ServiceOrder.CODE,
-    ) -> Connection[Service]:
-        page: Connection[Service] = await _page(
-            info,
-            self,
-            lists.SERVICES_OF_SITE,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
-
-    @strawberry.field(
-        description="Slots at this site.", metadata={SQL: Nested(lists.SLOTS_OF_SITE)}
-    )
-    async def slots(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: SlotFilter | None = None,
-        order_by: SlotOrder = SlotOrder.STARTS_AT,
-    ) -> Connection[Slot]:
-        page: Connection[Slot] = await _page(
-            info,
-            self,
-            lists.SLOTS_OF_SITE,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
-
-
-@node("staff")
-class Staff(Node):
-    row: strawberry.Private[dict[str, Any]]
-    id: strawberry.ID = global_id("Staff")
-    given_name: str = column("{t}.given_name")
-    family_name: str = column("{t}.family_name")
-    role: StaffRole = column("{t}.role")
-    skills: list[str] = column(
-        "(SELECT coalesce(json_agg(k.skill_code ORDER BY k.skill_code), '[]')"
-        " FROM staff_skills k WHERE k.staff_id = {t}.id)",
-        "Skill codes: the services this person delivers, and extra skills.",
-    )
-    base_site: Site = to_one("Site", "{t}.base_site_id")
-
-    @strawberry.field(
-        description="This person's slots.", metadata={SQL: Nested(lists.SLOTS_OF_STAFF)}
-    )
-    async def slots(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: SlotFilter | None = None,
-        order_by: SlotOrder = SlotOrder.STARTS_AT,
-    ) -> Connection[Slot]:
-        page: Connection[Slot] = await _page(
-            info,
-            self,
-            lists.SLOTS_OF_STAFF,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
-
-    @strawberry.field(
-        description="This person's roster shifts.", metadata={SQL: Nested(lists.SHIFTS_OF_STAFF)}
-    )
-    async def shifts(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-    ) -> Connection[RosterShift]:
-        page: Connection[RosterShift] = await _page(
-            info, self, lists.SHIFTS_OF_STAFF, first=first, after=after, last=last, before=before
-        )
-        return page
-
-
-@node("roster_shifts")
-class RosterShift(Node):
-    row: strawberry.Private[dict[str, Any]]
-    id: strawberry.ID = global_id("RosterShift")
-    staff: Staff = to_one("Staff", "{t}.staff_id")
-    site: Site = to_one("Site", "{t}.site_id")
-    service: Service = to_one("Service", "{t}.service_id")
-    starts_at: datetime = column("{t}.starts_at")
-    ends_at: datetime = column("{t}.ends_at")
 
 
 @node("slots")
@@ -288,60 +148,119 @@ class Slot(Node):
         return value
 
 
-@node("patients")
-class Patient(Node):
+@node("roster_shifts")
+class RosterShift(Node):
     row: strawberry.Private[dict[str, Any]]
-    id: strawberry.ID = global_id("Patient")
-    nhs_number: str = column("{t}.nhs_number", "Ten digits, unformatted.")
-    nhs_number_formatted: str = column(
-        "substr({t}.nhs_number, 1, 3) || ' ' || substr({t}.nhs_number, 4, 3) || ' '"
-        " || substr({t}.nhs_number, 7)",
-        "Display form, 3-3-4.",
-    )
+    id: strawberry.ID = global_id("RosterShift")
+    staff: Staff = to_one("Staff", "{t}.staff_id")
+    site: Site = to_one("Site", "{t}.site_id")
+    service: Service = to_one("Service", "{t}.service_id")
+    starts_at: datetime = column("{t}.starts_at")
+    ends_at: datetime = column("{t}.ends_at")
+
+
+@node("staff")
+class Staff(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Staff")
     given_name: str = column("{t}.given_name")
     family_name: str = column("{t}.family_name")
-    date_of_birth: date = column("{t}.date_of_birth")
-    postcode: str = column("{t}.postcode")
-    region: str = column("{t}.region_code", "Home NHS England region code.")
-    latitude: float = column("{t}.latitude")
-    longitude: float = column("{t}.longitude")
-    phone: str | None = column("{t}.phone")
-    email: str | None = column("{t}.email")
-    version: int = column("{t}.version", "Increases with every change (optimistic locking).")
+    role: StaffRole = column("{t}.role")
+    skills: list[str] = column(
+        "(SELECT coalesce(json_agg(k.skill_code ORDER BY k.skill_code), '[]')"
+        " FROM staff_skills k WHERE k.staff_id = {t}.id)",
+        "Skill codes: the services this person delivers, and extra skills.",
+    )
+    base_site: Site = to_one("Site", "{t}.base_site_id")
+
+    slots: Connection[Slot] = connection(
+        Slot,
+        lists.SLOTS_OF_STAFF,
+        SlotFilter,
+        SlotOrder,
+        SlotOrder.STARTS_AT,
+        description="This person's slots.",
+        nested=True,
+    )
 
     @strawberry.field(
-        description="This patient's referrals.", metadata={SQL: Nested(lists.REFERRALS_OF_PATIENT)}
+        description="This person's roster shifts.", metadata={SQL: Nested(lists.SHIFTS_OF_STAFF)}
     )
-    async def referrals(
+    async def shifts(
         self,
         info: strawberry.Info,
         first: int | None = None,
         after: str | None = None,
         last: int | None = None,
         before: str | None = None,
-        filter: ReferralFilter | None = None,
-        order_by: ReferralOrder = ReferralOrder.BREACH_DATE,
-    ) -> Connection[Referral]:
-        page: Connection[Referral] = await _page(
-            info,
-            self,
-            lists.REFERRALS_OF_PATIENT,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
+    ) -> Connection[RosterShift]:
+        page: Connection[RosterShift] = await _page(
+            info, self, lists.SHIFTS_OF_STAFF, first=first, after=after, last=last, before=before
         )
         return page
 
 
-# The lifecycle's FHIR map (domain/lifecycle.py) as SQL, so it is written down once.
-FHIR_SERVICE_REQUEST_STATUS = (
-    "CASE {t}.status "
-    + " ".join(f"WHEN '{ours}' THEN '{fhir}'" for ours, fhir in FHIR_STATUS.items())
-    + " END"
-)
+@node("sites")
+class Site(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Site")
+    code: str = column("{t}.code")
+    name: str = column("{t}.name")
+    region: str = column("{t}.region_code", "NHS England region code.")
+    region_name: str = column("(SELECT name FROM regions WHERE code = {t}.region_code)")
+    town: str = column("{t}.town")
+    postcode: str = column("{t}.postcode")
+    latitude: float = column("{t}.latitude")
+    longitude: float = column("{t}.longitude")
+
+    @strawberry.field(
+        description="Great-circle distance in km from a point.",
+        metadata={
+            SQL: Computed(
+                "round(great_circle_km({latitude}::float8, {longitude}::float8,"
+                " {t}.latitude, {t}.longitude)::numeric, 3)::float8"
+            )
+        },
+    )
+    async def distance_km(self, info: strawberry.Info, latitude: float, longitude: float) -> float:
+        value: float = await info.context.loaders.computed(
+            self, info, latitude=latitude, longitude=longitude
+        )
+        return value
+
+    services: Connection[Service] = connection(
+        Service,
+        lists.SERVICES_OF_SITE,
+        ServiceFilter,
+        ServiceOrder,
+        ServiceOrder.CODE,
+        description="Services offered here.",
+        nested=True,
+    )
+
+    slots: Connection[Slot] = connection(
+        Slot,
+        lists.SLOTS_OF_SITE,
+        SlotFilter,
+        SlotOrder,
+        SlotOrder.STARTS_AT,
+        description="Slots at this site.",
+        nested=True,
+    )
+
+
+@node("appointments")
+class Appointment(Node):
+    row: strawberry.Private[dict[str, Any]]
+    id: strawberry.ID = global_id("Appointment")
+    referral: Referral = to_one("Referral", "{t}.referral_id")
+    slot: Slot = to_one("Slot", "{t}.slot_id")
+    status: AppointmentStatus = column("cg_enum({t}.status)")
+    cancellation_reason: str | None = column("{t}.cancellation_reason")
+    non_attendance_reason: str | None = column("{t}.non_attendance_reason")
+    rebooked_from: Appointment | None = to_one("Appointment", "{t}.rebooked_from_id")
+    is_override: bool = column("{t}.is_override", "An administrator's deliberate double booking.")
+    booked_at: datetime = column("{t}.booked_at")
 
 
 @node("referrals")
@@ -372,32 +291,15 @@ class Referral(Node):
     redirected_from: Referral | None = to_one("Referral", "{t}.redirected_from_id")
     rejection_reason: str | None = column("{t}.rejection_reason")
 
-    @strawberry.field(
+    appointments: Connection[Appointment] = connection(
+        Appointment,
+        lists.APPOINTMENTS_OF_REFERRAL,
+        AppointmentFilter,
+        AppointmentOrder,
+        AppointmentOrder.BOOKED_AT,
         description="Appointments made for this referral.",
-        metadata={SQL: Nested(lists.APPOINTMENTS_OF_REFERRAL)},
+        nested=True,
     )
-    async def appointments(
-        self,
-        info: strawberry.Info,
-        first: int | None = None,
-        after: str | None = None,
-        last: int | None = None,
-        before: str | None = None,
-        filter: AppointmentFilter | None = None,
-        order_by: AppointmentOrder = AppointmentOrder.BOOKED_AT,
-    ) -> Connection[Appointment]:
-        page: Connection[Appointment] = await _page(
-            info,
-            self,
-            lists.APPOINTMENTS_OF_REFERRAL,
-            first=first,
-            after=after,
-            last=last,
-            before=before,
-            filter=filter,
-            order_by=order_by,
-        )
-        return page
 
     @strawberry.field(
         description="Free slots meeting every hard constraint (service, skill, earliest date,"
@@ -413,18 +315,36 @@ class Referral(Node):
         return page
 
 
-@node("appointments")
-class Appointment(Node):
+@node("patients")
+class Patient(Node):
     row: strawberry.Private[dict[str, Any]]
-    id: strawberry.ID = global_id("Appointment")
-    referral: Referral = to_one("Referral", "{t}.referral_id")
-    slot: Slot = to_one("Slot", "{t}.slot_id")
-    status: AppointmentStatus = column("cg_enum({t}.status)")
-    cancellation_reason: str | None = column("{t}.cancellation_reason")
-    non_attendance_reason: str | None = column("{t}.non_attendance_reason")
-    rebooked_from: Appointment | None = to_one("Appointment", "{t}.rebooked_from_id")
-    is_override: bool = column("{t}.is_override", "An administrator's deliberate double booking.")
-    booked_at: datetime = column("{t}.booked_at")
+    id: strawberry.ID = global_id("Patient")
+    nhs_number: str = column("{t}.nhs_number", "Ten digits, unformatted.")
+    nhs_number_formatted: str = column(
+        "substr({t}.nhs_number, 1, 3) || ' ' || substr({t}.nhs_number, 4, 3) || ' '"
+        " || substr({t}.nhs_number, 7)",
+        "Display form, 3-3-4.",
+    )
+    given_name: str = column("{t}.given_name")
+    family_name: str = column("{t}.family_name")
+    date_of_birth: date = column("{t}.date_of_birth")
+    postcode: str = column("{t}.postcode")
+    region: str = column("{t}.region_code", "Home NHS England region code.")
+    latitude: float = column("{t}.latitude")
+    longitude: float = column("{t}.longitude")
+    phone: str | None = column("{t}.phone")
+    email: str | None = column("{t}.email")
+    version: int = column("{t}.version", "Increases with every change (optimistic locking).")
+
+    referrals: Connection[Referral] = connection(
+        Referral,
+        lists.REFERRALS_OF_PATIENT,
+        ReferralFilter,
+        ReferralOrder,
+        ReferralOrder.BREACH_DATE,
+        description="This patient's referrals.",
+        nested=True,
+    )
 
 
 AUDITED_TYPE_NAMES = {
