@@ -7,13 +7,15 @@ import asyncio
 import time
 from datetime import date
 
-from care_graph.db.pool import connect
+from care_graph.db.pool import connect, create_pool
 from care_graph.domain.booking import Actor, cancel_appointment
 from care_graph.domain.commit import commit_plan
 from care_graph.domain.offers import offer_slots
 from care_graph.matching.plan import Plan, Scope, propose
 from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
+
+COMMIT_WORKERS = 2  # one per core of the reference machine, as `care-graph match --commit`
 
 
 async def _propose_and_commit(url: str) -> tuple[Plan, float, int, float]:
@@ -22,10 +24,16 @@ async def _propose_and_commit(url: str) -> tuple[Plan, float, int, float]:
         await propose(connection, Scope())  # warm the server's caches once
         plan = await propose(connection, Scope())
         pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
-        started = time.perf_counter()
         clerk = Actor("bench", "scheduler")
-        committed = await commit_plan(connection, clerk, pairs)
-        commit_seconds = time.perf_counter() - started
+        pool = await create_pool(
+            url, min_size=COMMIT_WORKERS, max_size=COMMIT_WORKERS, statement_timeout_ms=0
+        )
+        try:
+            started = time.perf_counter()
+            committed = await commit_plan(pool, clerk, pairs, workers=COMMIT_WORKERS)
+            commit_seconds = time.perf_counter() - started
+        finally:
+            await pool.close()
         # one cancellation, end to end: cancel, then offer the freed slot to the best referral
         offer_seconds = 0.0
         if committed.booked:

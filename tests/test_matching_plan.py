@@ -10,7 +10,7 @@ import pytest
 
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
-from care_graph.db.pool import connect
+from care_graph.db.pool import OneConnection, connect, create_pool
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import commit_plan
 from care_graph.matching.compare import compare
@@ -224,8 +224,8 @@ async def test_commit_is_idempotent_and_skips_what_changed(commit_world_url: str
         slot_of_5 = dict(pairs)[5]
         await connection.execute("UPDATE slots SET status = 'busy' WHERE id = $1", slot_of_5)
         clerk = Actor("clerk", "scheduler")
-        first = await commit_plan(connection, clerk, pairs)
-        again = await commit_plan(connection, clerk, pairs)
+        first = await commit_plan(OneConnection(connection), clerk, pairs)
+        again = await commit_plan(OneConnection(connection), clerk, pairs)
         count = await connection.fetchval("SELECT count(*) FROM appointments")
     finally:
         await connection.close()
@@ -239,12 +239,48 @@ async def test_commit_is_idempotent_and_skips_what_changed(commit_world_url: str
     assert count == 2
 
 
+@pytest.fixture
+def two_world_urls(databases: DatabaseFactory) -> tuple[str, str]:
+    return databases.create(sql=WORLD), databases.create(sql=WORLD)
+
+
+async def test_batches_on_parallel_connections_book_the_same_plan(
+    two_world_urls: tuple[str, str],
+) -> None:
+    serial_url, parallel_url = two_world_urls
+    clerk = Actor("clerk", "scheduler")
+
+    async def commit(url: str, workers: int) -> tuple[list[tuple[int, int, int]], int]:
+        pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)
+        try:
+            async with pool.acquire() as connection:
+                plan = await propose(connection, Scope())
+            pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+            done = await commit_plan(pool, clerk, pairs, workers=workers, batch_size=1)
+            again = await commit_plan(pool, clerk, pairs, workers=workers, batch_size=1)
+            assert again == done  # the retry books nothing twice and answers the same
+            async with pool.acquire() as connection:
+                booked = await connection.fetchval(
+                    "SELECT count(*) FROM appointments WHERE status = 'booked'"
+                )
+        finally:
+            await pool.close()
+        assert done.skipped == []
+        return done.booked, booked
+
+    serial, parallel = await commit(serial_url, 1), await commit(parallel_url, 2)
+    assert len(serial[0]) == 3
+    assert [pair[1:] for pair in parallel[0]] == [pair[1:] for pair in serial[0]]
+    assert parallel[1] == serial[1] == 3
+
+
 async def test_site_bound_staff_commit_only_at_their_sites(commit_world_url: str) -> None:
     connection = await connect(commit_world_url)
     try:
         plan = await propose(connection, Scope())
         pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
-        done = await commit_plan(connection, Actor("clerk", "scheduler", None, (2,)), pairs)
+        clerk = Actor("clerk", "scheduler", None, (2,))
+        done = await commit_plan(OneConnection(connection), clerk, pairs)
     finally:
         await connection.close()
     assert [referral for _, referral, _ in done.booked] == [5]  # Manchester is site 2

@@ -20,7 +20,7 @@ from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.config import Settings
 from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate, reset_schema
-from care_graph.db.pool import connect
+from care_graph.db.pool import connect, create_pool
 from care_graph.db.server import database_url
 from care_graph.errors import CareGraphError
 from care_graph.progress import Progress
@@ -250,6 +250,13 @@ def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], 
     is_flag=True,
     help="Book the plan (as a scheduler; pairs overtaken meanwhile are skipped).",
 )
+@click.option(
+    "--workers",
+    default=2,
+    show_default=True,
+    type=click.IntRange(1, 16),
+    help="Connections booking the plan's batches at once (with --commit).",
+)
 def match(
     services: tuple[str, ...],
     regions: tuple[str, ...],
@@ -257,6 +264,7 @@ def match(
     output: str | None,
     compare: bool,
     commit: bool,
+    workers: int,
 ) -> None:
     """Propose the optimal matching of waiting referrals to free slots; --commit books it."""
     from care_graph.domain.booking import Actor
@@ -270,11 +278,16 @@ def match(
         plan, instance = await propose_with_instance(connection, scope)
         committed = None
         if commit:
-            committed = await commit_plan(
-                connection,
-                Actor("care-graph match", "scheduler"),
-                [(item["referral"], item["slot"]) for item in plan.assignments],
-            )
+            pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)
+            try:
+                committed = await commit_plan(
+                    pool,
+                    Actor("care-graph match", "scheduler"),
+                    [(item["referral"], item["slot"]) for item in plan.assignments],
+                    workers=workers,
+                )
+            finally:
+                await pool.close()
         return plan, instance, committed
 
     with database_url(Settings.from_environment()) as url:

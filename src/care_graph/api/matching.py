@@ -11,6 +11,7 @@ import strawberry
 
 from care_graph.api.enums import Priority
 from care_graph.api.ids import encode_global_id
+from care_graph.db.pool import OneConnection
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import commit_plan
 from care_graph.errors import CareGraphError, ErrorCode
@@ -180,7 +181,7 @@ async def run_matching(
         return _plan_type(plan)
     viewer = info.context.viewer
     done = await commit_plan(
-        connection,
+        OneConnection(connection),
         Actor(viewer.subject, str(viewer.role), None, viewer.site_ids),
         [(item["referral"], item["slot"]) for item in plan.assignments],
     )

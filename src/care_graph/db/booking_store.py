@@ -204,7 +204,6 @@ async def book_pairs(
             WHERE id IN (SELECT slot_id FROM wanted) AND starts_at > now()
               AND status IN ('free', 'busy-tentative')
               AND ($5::int[] IS NULL OR site_id = ANY($5::int[]))
-              AND ($5::int[] IS NULL OR site_id = ANY($5::int[]))
             ORDER BY id FOR UPDATE),
         fit AS (
             SELECT DISTINCT ON (w.slot_id) w.referral_id, w.slot_id

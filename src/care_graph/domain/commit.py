@@ -2,20 +2,26 @@
 booking rules (db/booking_store.book_pairs), each batch one transaction. Pairs that no longer
 hold (booked or cancelled meanwhile) are skipped and reported. Committing is idempotent per
 plan: each batch's outcome is recorded under the plan's key, so a retry — after a crash
-half-way, say — books only what was not booked and returns the same answer."""
+half-way, say — books only what was not booked and returns the same answer.
+
+Batches may run on several connections at once: a plan books each referral and each slot at
+most once, so batches touch disjoint rows, and each locks its rows in id order."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from dataclasses import dataclass
 
 from care_graph.db import booking_store as store
-from care_graph.db.pool import Connection
+from care_graph.db.pool import Connection, ConnectionSource
 from care_graph.domain.booking import Actor
 from care_graph.errors import CareGraphError, ErrorCode
 
 BATCH = 5000
 MAY_COMMIT = frozenset({"clinician", "scheduler", "admin"})
+
+Booked = tuple[int, int, int]  # (appointment, referral, slot)
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,7 +29,7 @@ class Committed:
     """What committing a plan did."""
 
     plan_key: str
-    booked: list[tuple[int, int, int]]  # (appointment, referral, slot)
+    booked: list[Booked]
     skipped: list[tuple[int, int]]  # (referral, slot) that no longer held
 
 
@@ -34,34 +40,59 @@ def plan_key(pairs: list[tuple[int, int]]) -> str:
 
 
 async def commit_plan(
-    connection: Connection, actor: Actor, pairs: list[tuple[int, int]]
+    database: ConnectionSource,
+    actor: Actor,
+    pairs: list[tuple[int, int]],
+    *,
+    workers: int = 1,
+    batch_size: int = BATCH,
 ) -> Committed:
-    """Book a plan's (referral, slot) pairs in batches; safe to run again."""
+    """Book a plan's (referral, slot) pairs in batches, on up to ``workers`` connections
+    borrowed from ``database`` at once (a OneConnection serves one worker); safe to run
+    again with the same pairs and batch size."""
     if actor.role not in MAY_COMMIT:
         raise CareGraphError(ErrorCode.FORBIDDEN, "plans are committed by clinic staff")
     key = plan_key(pairs)
     ordered = sorted(pairs)
-    booked: list[tuple[int, int, int]] = []
-    for index in range(0, len(ordered), BATCH):
-        batch = ordered[index : index + BATCH]
-        batch_key = f"{key}:{index // BATCH}"
-        async with connection.transaction():
-            if not await store.claim_idempotency_key(
-                connection, batch_key, actor.subject, "commitPlan", key
-            ):
-                done = await store.stored_response(connection, batch_key)
-                booked += [(int(a), int(r), int(s)) for a, r, s in done["response"]]
-                continue
-            made = await store.book_pairs(
-                connection,
-                [r for r, _ in batch],
-                [s for _, s in batch],
-                actor.subject,
-                actor.role,
-                list(actor.site_ids) if actor.site_ids is not None else None,
-            )
-            await store.store_response(connection, batch_key, [list(item) for item in made])
-            booked += made
+    batches = [ordered[index : index + batch_size] for index in range(0, len(ordered), batch_size)]
+    outcomes: list[list[Booked]] = [[] for _ in batches]
+    queue = iter(range(len(batches)))
+
+    async def work() -> None:
+        async with database.acquire() as connection:
+            for number in queue:
+                outcomes[number] = await _commit_batch(
+                    connection, actor, f"{key}:{batch_size}:{number}", key, batches[number]
+                )
+
+    await asyncio.gather(*(work() for _ in range(max(1, min(workers, len(batches))))))
+    booked = [item for outcome in outcomes for item in outcome]
     done_pairs = {(referral, slot) for _, referral, slot in booked}
     skipped = [pair for pair in ordered if pair not in done_pairs]
     return Committed(key, booked, skipped)
+
+
+async def _commit_batch(
+    connection: Connection,
+    actor: Actor,
+    batch_key: str,
+    key: str,
+    batch: list[tuple[int, int]],
+) -> list[Booked]:
+    """Book one batch in one transaction, or return what an earlier run booked of it."""
+    async with connection.transaction():
+        if not await store.claim_idempotency_key(
+            connection, batch_key, actor.subject, "commitPlan", key
+        ):
+            done = await store.stored_response(connection, batch_key)
+            return [(int(a), int(r), int(s)) for a, r, s in done["response"]]
+        made = await store.book_pairs(
+            connection,
+            [referral for referral, _ in batch],
+            [slot for _, slot in batch],
+            actor.subject,
+            actor.role,
+            list(actor.site_ids) if actor.site_ids is not None else None,
+        )
+        await store.store_response(connection, batch_key, [list(item) for item in made])
+        return made
