@@ -18,7 +18,7 @@ from care_graph.db.pool import Connection, ConnectionSource
 from care_graph.domain.booking import Actor
 from care_graph.errors import CareGraphError, ErrorCode
 
-BATCH = 5000
+BATCH = 2500  # small enough to share a plan evenly between workers
 MAY_COMMIT = frozenset({"clinician", "scheduler", "admin"})
 
 Booked = tuple[int, int, int]  # (appointment, referral, slot)
