@@ -158,13 +158,18 @@ async def candidates_for_slot(
         FROM slots s
         JOIN sites t ON t.id = s.site_id
         JOIN referrals r ON r.to_service_id = s.service_id AND r.status = 'ACCEPTED'
-        JOIN patients p ON p.id = r.patient_id
+        -- each waiting referral's patient by key: OFFSET 0 keeps the planner from hashing
+        -- the whole patients table for a few thousand lookups
+        CROSS JOIN LATERAL (SELECT latitude, longitude FROM patients
+                            WHERE id = r.patient_id OFFSET 0) p
         WHERE s.id = $1 AND s.status = 'free' AND s.starts_at > now()
           AND r.to_service_id = $3  -- known up front, so the service index is used
           AND r.id IS DISTINCT FROM $2
           AND (r.earliest_date IS NULL OR r.earliest_date <= s.starts_at::date)
-          AND (r.max_travel_km IS NULL OR great_circle_km(p.latitude, p.longitude,
-               t.latitude, t.longitude) <= r.max_travel_km)
+          -- a degree of latitude is at least 111.19 km of great circle: a cheap, safe bound first
+          AND (r.max_travel_km IS NULL OR (abs(p.latitude - t.latitude) * 111.19 <= r.max_travel_km
+               AND great_circle_km(p.latitude, p.longitude, t.latitude, t.longitude)
+                   <= r.max_travel_km))
           AND (r.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
                WHERE k.staff_id = s.staff_id AND k.skill_code = r.required_skill))
           AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.referral_id = r.id
