@@ -13,7 +13,9 @@ from care_graph.auth import Role
 from care_graph.db.pool import OneConnection, connect, create_pool
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import commit_plan
+from care_graph.domain.offers import offer_slots
 from care_graph.matching.compare import compare
+from care_graph.matching.cost import CostModel
 from care_graph.matching.plan import (
     NO_CAPACITY,
     TAKEN,
@@ -90,6 +92,31 @@ def test_the_urgent_and_the_longest_waiting_get_the_near_slots(plan: Plan) -> No
     assert {matched[1]["slot"], matched[2]["slot"]} == {11, 12}
     assert matched[5]["slot"] == 21
     assert matched[1]["priority"] == "URGENT"
+
+
+@pytest.fixture(scope="module")
+def preferring_world_url(databases: DatabaseFactory) -> str:
+    # referral 5 prefers Camden first and Manchester second; referral 2 prefers Manchester only
+    return databases.create(
+        sql=WORLD
+        + "UPDATE referrals SET preferred_site_ids = '{1,2}' WHERE id = 5;"
+        + "UPDATE referrals SET preferred_site_ids = '{2}' WHERE id = 2;"
+    )
+
+
+async def test_every_preferred_site_earns_the_bonus(preferring_world_url: str) -> None:
+    connection = await connect(preferring_world_url)
+    try:
+        plan = await propose(connection, Scope())
+    finally:
+        await connection.close()
+    matched = by_referral(plan.assignments)
+    bonus = CostModel().preferred_site_bonus
+    assert matched[5]["slot"] == 21  # Manchester, its second choice
+    assert matched[5]["breakdown"]["preference"] == bonus
+    assert matched[2]["slot"] in (11, 12)  # Camden: Manchester is out of its reach
+    assert matched[2]["breakdown"]["preference"] == 0
+    assert matched[1]["breakdown"]["preference"] == 0
 
 
 def test_each_assignment_explains_its_weight(plan: Plan) -> None:
@@ -272,6 +299,33 @@ async def test_batches_on_parallel_connections_book_the_same_plan(
     assert len(serial[0]) == 3
     assert [pair[1:] for pair in parallel[0]] == [pair[1:] for pair in serial[0]]
     assert parallel[1] == serial[1] == 3
+
+
+async def test_freed_slots_are_offered_together_to_who_gains_most(
+    commit_world_url: str,
+) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        offered = await offer_slots(
+            connection, [21, 12, 11], Actor("clerk", "scheduler"), excluded_referral=2
+        )
+        held = await connection.fetch(
+            "SELECT id, status, held_for_referral_id FROM slots ORDER BY id"
+        )
+        audited = await connection.fetchval(
+            "SELECT count(*) FROM audit_events WHERE operation = 'OFFER'"
+        )
+    finally:
+        await connection.close()
+    # 2 gave a slot up and 4 needs a skill nobody at Camden has: the urgent 1 and the routine
+    # 3 share Camden, 1 taking the sooner slot; 5 is offered Manchester
+    assert offered == {11: 1, 12: 3, 21: 5}
+    assert [tuple(row) for row in held] == [
+        (11, "busy-tentative", 1),
+        (12, "busy-tentative", 3),
+        (21, "busy-tentative", 5),
+    ]
+    assert audited == 3
 
 
 async def test_site_bound_staff_commit_only_at_their_sites(commit_world_url: str) -> None:

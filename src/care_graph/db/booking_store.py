@@ -32,6 +32,13 @@ async def lock_slot(connection: Connection, slot_id: int) -> asyncpg.Record | No
     return row
 
 
+async def lock_slots(connection: Connection, slot_ids: list[int]) -> None:
+    """Lock these slot rows for update, in id order."""
+    await connection.execute(
+        "SELECT 1 FROM slots WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", slot_ids
+    )
+
+
 async def lock_appointment(
     connection: Connection,
     appointment_id: int,

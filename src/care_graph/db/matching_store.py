@@ -55,7 +55,6 @@ async def waiting_referrals(
         " coalesce(r.max_travel_km, 1e9)::float8,"
         f" coalesce(array_position({_literal(skills)}::text[], r.required_skill) - 1,"
         " -1)::int4,"
-        " coalesce(r.preferred_site_ids[1], -1)::int4,"
         " p.latitude::float8, p.longitude::float8"
         " FROM referrals r JOIN patients p ON p.id = r.patient_id"
         " WHERE r.status = 'ACCEPTED' AND NOT EXISTS (SELECT 1 FROM appointments a"
@@ -76,11 +75,26 @@ async def waiting_referrals(
             ("earliest_day", "int4"),
             ("max_km", "float8"),
             ("skill", "int4"),
-            ("preferred_site", "int4"),
             ("latitude", "float8"),
             ("longitude", "float8"),
         ],
     )
+
+
+async def preferred_sites(
+    connection: Connection, services: list[str] | None, regions: list[str] | None
+) -> Arrays:
+    """(referral, site) for every site a waiting referral's patient asked for, by referral."""
+    query = _scoped(
+        "SELECT r.id::int8, unnest(r.preferred_site_ids)::int4"
+        " FROM referrals r JOIN patients p ON p.id = r.patient_id"
+        " WHERE r.status = 'ACCEPTED' AND cardinality(r.preferred_site_ids) > 0"
+        + _SCOPE_REFERRALS
+        + " ORDER BY 1, 2",
+        services,
+        regions,
+    )
+    return await fetch_columns(connection, query, [("referral", "int8"), ("site", "int4")])
 
 
 async def free_slots(
@@ -142,42 +156,56 @@ async def skill_codes(connection: Connection) -> list[str]:
     return codes
 
 
-async def candidates_for_slot(
-    connection: Connection, slot_id: int, service_id: int, excluded_referral: int | None
+async def candidates_for_slots(
+    connection: Connection, slot_ids: list[int], excluded_referral: int | None
 ) -> list[Any]:
-    """Waiting referrals that could take this one slot: its service, not before their earliest
-    date, within their maximum travel, with any skill they need held by the slot's clinician."""
+    """Each (free slot, waiting referral) pair that meets every hard constraint: the slot's
+    service, not before the referral's earliest date, within its maximum travel, with any
+    skill it needs held by the slot's clinician; and what the cost model weighs."""
     rows: list[Any] = await connection.fetch(
         """
-        SELECT r.id, r.priority, r.patient_id, r.referrer_subject,
-               (current_date - r.clock_start::date) AS waited_days,
-               (r.breach_date - current_date) AS days_to_breach,
+        WITH freed AS (
+            SELECT id, service_id, site_id, staff_id, starts_at FROM slots
+            WHERE id = ANY($1::bigint[]) AND status = 'free' AND starts_at > now()),
+        places AS (
+            SELECT DISTINCT f.service_id, t.id AS site_id, t.latitude, t.longitude
+            FROM freed f JOIN sites t ON t.id = f.site_id),
+        waiting AS (
+            SELECT r.id, r.priority, r.to_service_id, r.clock_start, r.breach_date,
+                   r.earliest_date, r.max_travel_km, r.required_skill, r.preferred_site_ids,
+                   p.latitude, p.longitude
+            FROM referrals r
+            -- each patient by key: OFFSET 0 keeps the planner from hashing the whole
+            -- patients table for a few thousand lookups
+            CROSS JOIN LATERAL (SELECT latitude, longitude FROM patients
+                                WHERE id = r.patient_id OFFSET 0) p
+            WHERE r.to_service_id IN (SELECT service_id FROM places) AND r.status = 'ACCEPTED'
+              AND r.id IS DISTINCT FROM $2
+              AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.referral_id = r.id
+                  AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))),
+        reach AS MATERIALIZED (  -- each referral's distance to each site, once
+            SELECT w.*, l.site_id,
+                   great_circle_km(w.latitude, w.longitude, l.latitude, l.longitude) AS km
+            FROM places l JOIN waiting w ON w.to_service_id = l.service_id
+            -- a degree of latitude is at least 111.19 km of great circle: a cheap, safe bound
+            WHERE w.max_travel_km IS NULL
+               OR (abs(w.latitude - l.latitude) * 111.19 <= w.max_travel_km
+                   AND great_circle_km(w.latitude, w.longitude, l.latitude, l.longitude)
+                       <= w.max_travel_km))
+        SELECT s.id AS slot_id, w.id, w.priority,
+               (current_date - w.clock_start::date) AS waited_days,
+               (w.breach_date - current_date) AS days_to_breach,
                (s.starts_at::date - current_date) AS days_until,
-               great_circle_km(p.latitude, p.longitude, t.latitude, t.longitude) AS km,
-               t.id = ANY(r.preferred_site_ids) AS preferred
-        FROM slots s
-        JOIN sites t ON t.id = s.site_id
-        JOIN referrals r ON r.to_service_id = s.service_id AND r.status = 'ACCEPTED'
-        -- each waiting referral's patient by key: OFFSET 0 keeps the planner from hashing
-        -- the whole patients table for a few thousand lookups
-        CROSS JOIN LATERAL (SELECT latitude, longitude FROM patients
-                            WHERE id = r.patient_id OFFSET 0) p
-        WHERE s.id = $1 AND s.status = 'free' AND s.starts_at > now()
-          AND r.to_service_id = $3  -- known up front, so the service index is used
-          AND r.id IS DISTINCT FROM $2
-          AND (r.earliest_date IS NULL OR r.earliest_date <= s.starts_at::date)
-          -- a degree of latitude is at least 111.19 km of great circle: a cheap, safe bound first
-          AND (r.max_travel_km IS NULL OR (abs(p.latitude - t.latitude) * 111.19 <= r.max_travel_km
-               AND great_circle_km(p.latitude, p.longitude, t.latitude, t.longitude)
-                   <= r.max_travel_km))
-          AND (r.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
-               WHERE k.staff_id = s.staff_id AND k.skill_code = r.required_skill))
-          AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.referral_id = r.id
-               AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))
+               w.km, s.site_id = ANY(w.preferred_site_ids) AS preferred
+        FROM freed s
+        JOIN reach w ON w.site_id = s.site_id AND w.to_service_id = s.service_id
+        WHERE (w.earliest_date IS NULL OR w.earliest_date <= s.starts_at::date)
+          AND (w.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
+               WHERE k.staff_id = s.staff_id AND k.skill_code = w.required_skill))
+        ORDER BY w.id, s.id
         """,
-        slot_id,
+        slot_ids,
         excluded_referral,
-        service_id,
     )
     return rows
 

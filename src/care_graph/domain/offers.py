@@ -19,6 +19,16 @@ from care_graph.matcher import solve
 from care_graph.matching.cost import TIERS, CostModel
 
 OFFER_MINUTES = 30
+CANDIDATE_COLUMNS = (
+    "slot_id",
+    "id",
+    "priority",
+    "waited_days",
+    "days_to_breach",
+    "days_until",
+    "km",
+    "preferred",
+)
 
 
 async def offer_slots(
@@ -33,44 +43,36 @@ async def offer_slots(
     returns slot -> referral for the offers made. ``excluded_referral``: one that just gave a
     slot up and should not be offered it back."""
     model = model or CostModel()
+    ordered_slots = sorted(set(slot_ids))
     async with connection.transaction():
-        edges: list[tuple[int, int, int, int]] = []  # referral, slot index, tier, weight
-        for index, slot_id in enumerate(sorted(slot_ids)):
-            slot = await booking_store.lock_slot(connection, slot_id)
-            if slot is None or slot["status"] != "free":
-                continue
-            rows = await matching_store.candidates_for_slot(
-                connection, slot_id, slot["service_id"], excluded_referral
-            )
-            if not rows:
-                continue
-            parts = model.components(
-                waited_days=np.array([row["waited_days"] for row in rows], dtype=np.int64),
-                days_to_breach=np.array([row["days_to_breach"] for row in rows], dtype=np.int64),
-                days_until=np.array([row["days_until"] for row in rows], dtype=np.int64),
-                km=np.array([row["km"] for row in rows], dtype=np.float64),
-                preferred=np.array([bool(row["preferred"]) for row in rows]),
-            )
-            weights = np.sum(list(parts.values()), axis=0)
-            edges += [
-                (int(row["id"]), index, TIERS[Priority(row["priority"])], int(weight))
-                for row, weight in zip(rows, weights.tolist(), strict=True)
-            ]
-        if not edges:
+        await booking_store.lock_slots(connection, ordered_slots)
+        rows = await matching_store.candidates_for_slots(
+            connection, ordered_slots, excluded_referral
+        )
+        if not rows:
             return {}
-        ordered_slots = sorted(slot_ids)
-        referrals = sorted({referral for referral, _, _, _ in edges})
-        row_of = {referral: row for row, referral in enumerate(referrals)}
-        edges.sort(key=lambda edge: row_of[edge[0]])
+        column = {name: np.array([row[name] for row in rows]) for name in CANDIDATE_COLUMNS}
+        parts = model.components(
+            waited_days=column["waited_days"].astype(np.int64),
+            days_to_breach=column["days_to_breach"].astype(np.int64),
+            days_until=column["days_until"].astype(np.int64),
+            km=column["km"].astype(np.float64),
+            preferred=column["preferred"].astype(np.bool_),
+        )
+        # rows come by referral: CSR with one row per referral, columns the slots
+        referrals, first_edge, edges_per_referral = np.unique(
+            column["id"], return_index=True, return_counts=True
+        )
         indptr = np.zeros(len(referrals) + 1, dtype=np.int64)
-        indptr[1:] = np.cumsum(np.bincount([row_of[e[0]] for e in edges], minlength=len(referrals)))
-        tiers = np.zeros(len(referrals), dtype=np.int32)
-        for referral, _, tier, _ in edges:
-            tiers[row_of[referral]] = tier
+        indptr[1:] = np.cumsum(edges_per_referral)
+        tiers = np.array(
+            [TIERS[Priority(priority)] for priority in column["priority"][first_edge].tolist()],
+            dtype=np.int32,
+        )
         assignment, _ = solve(
             indptr,
-            np.array([e[1] for e in edges], dtype=np.int32),
-            np.array([e[3] for e in edges], dtype=np.int64),
+            np.searchsorted(ordered_slots, column["slot_id"]).astype(np.int32),
+            np.sum(list(parts.values()), axis=0).astype(np.int64),
             len(ordered_slots),
             tiers,
         )
@@ -78,7 +80,7 @@ async def offer_slots(
         for row, index in enumerate(assignment.tolist()):
             if index < 0:
                 continue
-            slot_id, referral_id = ordered_slots[index], referrals[row]
+            slot_id, referral_id = ordered_slots[index], int(referrals[row])
             await booking_store.set_slot_status(
                 connection, slot_id, "busy-tentative", OFFER_MINUTES, referral_id
             )

@@ -20,6 +20,7 @@ from care_graph._matcher import haversine_km
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 MINUTES_PER_GROUP = 10_000_000  # sort key stride: a horizon is far shorter than this
+SITE_KEY = 1 << 32  # (row, site) key stride: site ids are int4
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +39,13 @@ def candidate_edges(
     slots: dict[str, npt.NDArray[Any]],
     sites: dict[str, npt.NDArray[Any]],
     staff_masks: dict[str, npt.NDArray[Any]],
+    preferences: dict[str, npt.NDArray[Any]],
     *,
     max_degree: int = 64,
 ) -> Candidates:
-    """Every referral's feasible slots (at most ``max_degree``, soonest first per site)."""
+    """Every referral's feasible slots (at most ``max_degree``, soonest first per site), each
+    marked when its site is one of those the referral's patient asked for (``preferences``:
+    referral id and site id pairs)."""
     n_referrals = len(referrals["id"])
     site_row = np.full(int(sites["id"].max(initial=0)) + 1, -1, dtype=np.int64)
     site_row[sites["id"]] = np.arange(len(sites["id"]))
@@ -116,5 +120,29 @@ def candidate_edges(
     rows, slot, km_all = rows[by_row], slot[by_row], km_all[by_row]
     indptr = np.zeros(n_referrals + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(rows, minlength=n_referrals))
-    preferred = slots["site"][slot] == referrals["preferred_site"][rows]
+    preferred = _at_preferred_site(referrals["id"], preferences, rows, slots["site"][slot])
     return Candidates(indptr, slot.astype(np.int32), km_all, preferred)
+
+
+def _at_preferred_site(
+    referral_ids: IntArray,
+    preferences: dict[str, npt.NDArray[Any]],
+    rows: IntArray,
+    edge_sites: npt.NDArray[Any],
+) -> npt.NDArray[np.bool_]:
+    """For each edge (referral row, site), whether the referral prefers that site."""
+    if len(referral_ids) == 0 or len(preferences["referral"]) == 0:
+        return np.zeros(len(rows), dtype=np.bool_)
+    row_of = np.searchsorted(referral_ids, preferences["referral"]).clip(max=len(referral_ids) - 1)
+    known = referral_ids[row_of] == preferences["referral"]
+    rows_with = row_of[known].astype(np.int64)
+    wanted = rows_with * SITE_KEY + preferences["site"][known]
+    # only the edges of referrals with a preference are looked up (one in five has one)
+    has_preference = np.zeros(len(referral_ids), dtype=np.bool_)
+    has_preference[rows_with] = True
+    looked_up = np.flatnonzero(has_preference[rows])
+    preferred = np.zeros(len(rows), dtype=np.bool_)
+    preferred[looked_up] = np.isin(
+        rows[looked_up].astype(np.int64) * SITE_KEY + edge_sites[looked_up], wanted
+    )
+    return preferred

@@ -74,10 +74,11 @@ async def propose_with_instance(
     slots = await store.free_slots(connection, scope.services, scope.regions, scope.horizon_days)
     sites = await store.sites(connection)
     masks = await store.staff_skill_masks(connection, skills)
+    preferences = await store.preferred_sites(connection, scope.services, scope.regions)
     timings["read"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    candidates = candidate_edges(referrals, slots, sites, masks)
+    candidates = candidate_edges(referrals, slots, sites, masks, preferences)
     rows = np.repeat(np.arange(len(referrals["id"])), np.diff(candidates.indptr))
     parts = model.components(
         waited_days=referrals["waited_days"][rows].astype(np.int64),
