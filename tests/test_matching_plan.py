@@ -4,8 +4,11 @@ who is matched where, why the others are not, and the summary figures."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
+import asyncpg
 import pytest
 
 from care_graph.api.ids import encode_global_id
@@ -299,6 +302,46 @@ async def test_batches_on_parallel_connections_book_the_same_plan(
     assert len(serial[0]) == 3
     assert [pair[1:] for pair in parallel[0]] == [pair[1:] for pair in serial[0]]
     assert parallel[1] == serial[1] == 3
+
+
+class _SecondConnectionReadOnly:
+    """Lends a working connection first and a read-only one second: one worker fails."""
+
+    def __init__(self, working: asyncpg.Connection[Any], failing: asyncpg.Connection[Any]):
+        self.lent = [failing, working]
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[asyncpg.Connection[Any]]:
+        yield self.lent.pop()
+
+
+async def test_a_failing_worker_stops_the_commit_and_a_retry_finishes_it(
+    commit_world_url: str,
+) -> None:
+    working, failing = await connect(commit_world_url), await connect(commit_world_url)
+    try:
+        await failing.execute("SET default_transaction_read_only = on")
+        plan = await propose(working, Scope())
+        pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+        clerk = Actor("clerk", "scheduler")
+        with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
+            await commit_plan(
+                _SecondConnectionReadOnly(working, failing),
+                clerk,
+                pairs,
+                workers=2,
+                batch_size=1,
+            )
+        partly = await working.fetchval("SELECT count(*) FROM appointments")
+        retried = await commit_plan(OneConnection(working), clerk, pairs, batch_size=1)
+        booked = await working.fetchval("SELECT count(*) FROM appointments")
+    finally:
+        await working.close()
+        await failing.close()
+    assert partly < len(pairs)  # the failed batch booked nothing
+    assert sorted(pair[1:] for pair in retried.booked) == sorted(pairs)
+    assert retried.skipped == []
+    assert booked == len(pairs)
 
 
 async def test_freed_slots_are_offered_together_to_who_gains_most(

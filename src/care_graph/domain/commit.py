@@ -65,7 +65,15 @@ async def commit_plan(
                     connection, actor, f"{key}:{batch_size}:{number}", key, batches[number]
                 )
 
-    await asyncio.gather(*(work() for _ in range(max(1, min(workers, len(batches))))))
+    tasks = [asyncio.create_task(work()) for _ in range(max(1, min(workers, len(batches))))]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # stop the other workers (their open batch rolls back) before reporting the failure
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
     booked = [item for outcome in outcomes for item in outcome]
     done_pairs = {(referral, slot) for _, referral, slot in booked}
     skipped = [pair for pair in ordered if pair not in done_pairs]
