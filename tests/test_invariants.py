@@ -239,6 +239,17 @@ async def test_a_booking_must_match_the_referral_service(world: World) -> None:
     error = await rejected(world.connection, world.book(await world.referral(), slot))
     assert error.sqlstate == "23514"
     assert error.constraint_name == "appointments_service_matches"
+    # moving a booking into that slot is refused the same way
+    cardiology_slot = await world.slot(T0 + timedelta(hours=1))
+    appointment = await world.book(await world.referral(), cardiology_slot)
+    error = await rejected(
+        world.connection,
+        world.connection.execute(
+            "UPDATE appointments SET slot_id = $1 WHERE id = $2", slot, appointment
+        ),
+    )
+    assert error.sqlstate == "23514"
+    assert error.constraint_name == "appointments_service_matches"
 
 
 async def test_a_slot_must_be_for_a_service_its_site_offers(world: World) -> None:
