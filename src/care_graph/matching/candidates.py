@@ -1,10 +1,17 @@
 """Candidate edges from live data: for each waiting referral, the free slots that meet every
 hard constraint — its service, a site within its maximum travel of the patient, not before its
-earliest date, a clinician with its required skill — up to ``max_degree`` per referral.
+earliest date, a clinician with its required skill — up to about ``max_degree`` per referral.
 
 Distances come from the compiled kernel, referral by reachable site (a handful of sites per
-service per patient), never referral by slot; slots are then read from per-(service, site)
-runs sorted by time, so the work grows with the edges produced.
+service per patient), never referral by slot; slots are then read from per-site runs of the
+slots that suit a (service, skill) need, sorted by time, so the work grows with the edges
+produced.
+
+Which slots of a run a referral is offered: its soonest (from its earliest date) and a window
+placed by how pressing it is among the referrals reaching that run — the referral nearest its
+breach at the front, the one with most time to spare at the back. The windows of the referrals
+competing for a run cover the whole run, so a busy site's later slots are candidates for
+someone, and a referral's candidates lie where the optimum is likely to place it.
 """
 
 from __future__ import annotations
@@ -19,8 +26,10 @@ from care_graph._matcher import haversine_km
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
-MINUTES_PER_GROUP = 10_000_000  # sort key stride: a horizon is far shorter than this
+Arrays = dict[str, npt.NDArray[Any]]
 SITE_KEY = 1 << 32  # (row, site) key stride: site ids are int4
+DAY_KEY = 1 << 20  # (run, day) key stride: far more days than any horizon
+SKILL_KEY = 64  # (service, skill + 1) key stride: skills are bits of an int64 mask
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,93 +44,125 @@ class Candidates:
 
 
 def candidate_edges(
-    referrals: dict[str, npt.NDArray[Any]],
-    slots: dict[str, npt.NDArray[Any]],
-    sites: dict[str, npt.NDArray[Any]],
-    staff_masks: dict[str, npt.NDArray[Any]],
-    preferences: dict[str, npt.NDArray[Any]],
+    referrals: Arrays,
+    slots: Arrays,
+    sites: Arrays,
+    staff_masks: Arrays,
+    preferences: Arrays,
     *,
     max_degree: int = 64,
 ) -> Candidates:
-    """Every referral's feasible slots (at most ``max_degree``, soonest first per site), each
-    marked when its site is one of those the referral's patient asked for (``preferences``:
-    referral id and site id pairs)."""
+    """Every referral's feasible slots (about ``max_degree``, shared among its reachable
+    sites), each marked when its site is one of those the referral's patient asked for
+    (``preferences``: referral id and site id pairs)."""
     n_referrals = len(referrals["id"])
     site_row = np.full(int(sites["id"].max(initial=0)) + 1, -1, dtype=np.int64)
     site_row[sites["id"]] = np.arange(len(sites["id"]))
     mask_of_staff = np.zeros(int(staff_masks["staff"].max(initial=0)) + 1, dtype=np.int64)
     mask_of_staff[staff_masks["staff"]] = staff_masks["mask"]
     slot_mask = mask_of_staff[slots["staff"]] if len(slots["id"]) else np.zeros(0, np.int64)
+    by_place = np.lexsort((slots["minutes_from_now"], slots["site"], slots["service"]))
+    service_of_place = slots["service"][by_place]
 
-    # runs of slots per (service, site), each sorted by time
-    pair_key = slots["service"].astype(np.int64) * 100_000 + slots["site"]
-    groups, group_of_slot = np.unique(pair_key, return_inverse=True)
-    order = np.lexsort((slots["minutes_from_now"], group_of_slot))
-    run_start = np.searchsorted(group_of_slot[order], np.arange(len(groups)))
-    run_end = np.searchsorted(group_of_slot[order], np.arange(len(groups)), side="right")
-    group_service = groups // 100_000
-    group_site = groups % 100_000
-    sorted_key = group_of_slot[order] * MINUTES_PER_GROUP + slots["minutes_from_now"][order]
+    # referrals grouped by need: (service, required skill or none)
+    need = referrals["service"].astype(np.int64) * SKILL_KEY + referrals["skill"] + 1
+    by_need = np.argsort(need, kind="stable")
+    needs, need_start = np.unique(need[by_need], return_index=True)
+    need_end = np.append(need_start[1:], n_referrals)
 
-    edge_rows: list[IntArray] = []
-    edge_slots: list[IntArray] = []
-    edge_km: list[FloatArray] = []
-    for service in np.unique(referrals["service"]).tolist():
-        members = np.flatnonzero(referrals["service"] == service)
-        offering = np.flatnonzero(group_service == service)
-        if len(offering) == 0:
-            continue
-        rows_in = site_row[group_site[offering]]
-        # distance from each referral of the service to each site offering it
-        km = haversine_km(
-            np.repeat(referrals["latitude"][members], len(offering)),
-            np.repeat(referrals["longitude"][members], len(offering)),
-            np.tile(sites["latitude"][rows_in], len(members)),
-            np.tile(sites["longitude"][rows_in], len(members)),
-        ).reshape(len(members), len(offering))
-        reach_r, reach_g = np.nonzero(km <= referrals["max_km"][members][:, None])
-        if len(reach_r) == 0:
-            continue
-        referral = members[reach_r]
-        group = offering[reach_g]
-        sites_reached = np.bincount(reach_r, minlength=len(members))[reach_r]
-        per_run = np.maximum(max_degree // sites_reached, 2)
-        first_minute = np.maximum(referrals["earliest_day"][referral], 0).astype(np.int64) * 1440
-        start = np.searchsorted(sorted_key, group * MINUTES_PER_GROUP + first_minute)
-        start = np.maximum(start, run_start[group])
-        # over-read a little so that a required skill can still fill the quota
-        take = np.minimum(per_run * 2, run_end[group] - start).clip(min=0)
-        pair = np.repeat(np.arange(len(referral)), take)
-        offset = np.arange(len(pair)) - np.repeat(np.cumsum(take) - take, take)
-        slot_index = order[start[pair] + offset]
-        wanted = referrals["skill"][referral[pair]]
-        skilled = (wanted < 0) | ((slot_mask[slot_index] >> np.maximum(wanted, 0)) & 1 == 1)
-        # keep the first per_run skilled slots of each (referral, site) run
-        rank = np.cumsum(skilled) - 1
-        first_rank = np.repeat(
-            np.concatenate(
-                [
-                    [0],
-                    np.cumsum(
-                        np.bincount(pair, weights=skilled, minlength=len(referral)).astype(np.int64)
-                    )[:-1],
-                ]
-            ),
-            take,
-        )
-        keep = skilled & (rank - first_rank < per_run[pair])
-        edge_rows.append(referral[pair[keep]])
-        edge_slots.append(slot_index[keep])
-        edge_km.append(km[reach_r[pair[keep]], reach_g[pair[keep]]])
-    rows = np.concatenate(edge_rows) if edge_rows else np.zeros(0, np.int64)
-    slot = np.concatenate(edge_slots) if edge_slots else np.zeros(0, np.int64)
-    km_all = np.concatenate(edge_km) if edge_km else np.zeros(0)
+    edges: list[tuple[IntArray, IntArray, FloatArray]] = []
+    for key, first, last in zip(
+        needs.tolist(), need_start.tolist(), need_end.tolist(), strict=True
+    ):
+        service, skill = divmod(key, SKILL_KEY)
+        low, high = np.searchsorted(service_of_place, [service, service + 1])
+        run = by_place[low:high]
+        if skill > 0:
+            run = run[(slot_mask[run] >> (skill - 1)) & 1 == 1]
+        if len(run):
+            edges.append(
+                _edges_at_sites(
+                    referrals, by_need[first:last], run, slots, sites, site_row, max_degree
+                )
+            )
+    rows = np.concatenate([e[0] for e in edges]) if edges else np.zeros(0, np.int64)
+    slot = np.concatenate([e[1] for e in edges]) if edges else np.zeros(0, np.int64)
+    km = np.concatenate([e[2] for e in edges]) if edges else np.zeros(0)
     by_row = np.argsort(rows, kind="stable")
-    rows, slot, km_all = rows[by_row], slot[by_row], km_all[by_row]
+    rows, slot, km = rows[by_row], slot[by_row], km[by_row]
     indptr = np.zeros(n_referrals + 1, dtype=np.int64)
     indptr[1:] = np.cumsum(np.bincount(rows, minlength=n_referrals))
     preferred = _at_preferred_site(referrals["id"], preferences, rows, slots["site"][slot])
-    return Candidates(indptr, slot.astype(np.int32), km_all, preferred)
+    return Candidates(indptr, slot.astype(np.int32), km, preferred)
+
+
+def _edges_at_sites(
+    referrals: Arrays,
+    members: IntArray,
+    run: IntArray,
+    slots: Arrays,
+    sites: Arrays,
+    site_row: IntArray,
+    max_degree: int,
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """The edges of referrals with one need (``members``) into the slots that suit it
+    (``run``: slot indexes sorted by site, then time): (referral row, slot index, km)."""
+    run_site = slots["site"][run]
+    run_start = np.flatnonzero(np.r_[True, run_site[1:] != run_site[:-1]])
+    run_end = np.append(run_start[1:], len(run))
+    offering = site_row[run_site[run_start]]
+    km = haversine_km(
+        np.repeat(referrals["latitude"][members], len(offering)),
+        np.repeat(referrals["longitude"][members], len(offering)),
+        np.tile(sites["latitude"][offering], len(members)),
+        np.tile(sites["longitude"][offering], len(members)),
+    ).reshape(len(members), len(offering))
+    reach_r, reach_g = np.nonzero(km <= referrals["max_km"][members][:, None])
+    if len(reach_r) == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0)
+    referral = members[reach_r]
+
+    # each (referral, site) pair shares the referral's quota with its other reachable sites
+    quota = np.maximum(max_degree // np.bincount(reach_r, minlength=len(members))[reach_r], 2)
+    soonest = (quota + 1) // 2
+    day_key = np.repeat(np.arange(len(run_start)), run_end - run_start) * DAY_KEY
+    day_key += slots["days_until"][run]
+    earliest = np.clip(referrals["earliest_day"][referral], 0, DAY_KEY - 1)
+    start = np.searchsorted(day_key, reach_g * DAY_KEY + earliest)
+
+    # how pressing each referral is among those reaching the same site: rank 0 is the most
+    rank = np.empty(len(referral), dtype=np.int64)
+    pressing = np.lexsort(
+        (
+            referrals["id"][referral],
+            -referrals["waited_days"][referral],
+            referrals["days_to_breach"][referral],
+            referrals["tier"][referral],
+            reach_g,
+        )
+    )
+    competing = np.bincount(reach_g, minlength=len(run_start))
+    group_first = np.cumsum(competing) - competing
+    rank[pressing] = np.arange(len(referral)) - group_first[reach_g[pressing]]
+    run_length = (run_end - run_start)[reach_g]
+    placed = run_start[reach_g] + rank * run_length // competing[reach_g]
+    after_soonest = start + soonest
+    window = np.maximum(np.minimum(placed, run_end[reach_g] - (quota - soonest)), after_soonest)
+
+    pair_a, at_a = _spans(start, np.minimum(soonest, run_end[reach_g] - start))
+    pair_b, at_b = _spans(window, np.minimum(quota - soonest, run_end[reach_g] - window))
+    pair = np.concatenate([pair_a, pair_b])
+    at = np.concatenate([at_a, at_b])
+    return referral[pair], run[at], km[reach_r[pair], reach_g[pair]]
+
+
+def _spans(first: IntArray, length: IntArray) -> tuple[IntArray, IntArray]:
+    """For spans ``[first, first + length)`` (lengths clipped at zero): each position, with
+    the index of the span it belongs to."""
+    length = np.maximum(length, 0)
+    which = np.repeat(np.arange(len(first)), length)
+    offset = np.arange(len(which)) - np.repeat(np.cumsum(length) - length, length)
+    return which, first[which] + offset
 
 
 def _at_preferred_site(
