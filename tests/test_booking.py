@@ -231,3 +231,30 @@ async def test_cancel_offers_the_slot_to_the_best_waiting_referral(
         "OFFER",
         "BOOK",
     ]
+
+
+async def test_a_cancellation_whose_offer_fails_changes_nothing(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection[Any],
+) -> None:
+    booked = await call(client, BOOK, referralId=referral(8), slotId=slot(8))
+    appointment = booked["data"]["bookAppointment"]["appointment"]["id"]
+    # the cancellation itself succeeds; holding the freed slot for someone else then fails
+    await db.execute(
+        """
+        CREATE FUNCTION refuse_holds() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN RAISE EXCEPTION 'holds are refused here'; END $$;
+        CREATE TRIGGER refuse_holds BEFORE UPDATE ON slots FOR EACH ROW
+        WHEN (NEW.status = 'busy-tentative') EXECUTE FUNCTION refuse_holds();
+        """
+    )
+    failed = await call(client, CANCEL, appointmentId=appointment, reason="PATIENT_ILL")
+    assert code_of(failed) == "INTERNAL_SERVER_ERROR"
+    assert "holds are refused" not in str(failed)
+    assert await db.fetchval("SELECT status FROM appointments") == "booked"
+    assert await db.fetchval("SELECT status FROM slots WHERE id = 8") == "busy"
+    assert await db.fetchval("SELECT status FROM referrals WHERE id = 8") == "BOOKED"
+    assert await db.fetchval("SELECT count(*) FROM audit_events WHERE operation = 'CANCEL'") == 0
+    await db.execute("DROP TRIGGER refuse_holds ON slots")
+    retried = await call(client, CANCEL, appointmentId=appointment, reason="PATIENT_ILL")
+    assert retried["data"]["cancelAppointment"]["appointment"]["status"] == "CANCELLED"

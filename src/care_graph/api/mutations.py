@@ -3,10 +3,13 @@ return typed payloads. Expected failures come back as errors with the domain's s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, time
 from enum import Enum
+from typing import Any
 
 import strawberry
+from strawberry.extensions import FieldExtension
 
 from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import decode_global_id
@@ -14,6 +17,26 @@ from care_graph.api.matching import MatchingMode, MatchingPlan, MatchingScope, r
 from care_graph.api.types import Appointment, Patient, Referral, Slot
 from care_graph.domain import booking, capacity, offers, patients, referrals
 from care_graph.errors import CareGraphError, ErrorCode
+
+
+class Atomic(FieldExtension):
+    """Each mutation is all or nothing: its writes share a savepoint in the request's
+    transaction, rolled back when it fails, whatever step failed."""
+
+    async def resolve_async(
+        self,
+        next_: Callable[..., Awaitable[Any]],
+        source: Any,
+        info: strawberry.Info,
+        **kwargs: Any,
+    ) -> Any:
+        async with info.context.loaders.connection.transaction():
+            return await next_(source, info, **kwargs)
+
+
+def mutation(description: str) -> Any:
+    """Declare a mutation field: atomic, with its description."""
+    return strawberry.mutation(description=description, extensions=[Atomic()])
 
 
 def _actor(info: strawberry.Info) -> booking.Actor:
@@ -182,7 +205,7 @@ class CancelAppointmentPayload:
 
 @strawberry.type(description="Everything care_graph lets a client change.")
 class Mutation:
-    @strawberry.mutation(description="Book a slot; never double-books, safe to retry with a key.")
+    @mutation("Book a slot; never double-books, safe to retry with a key.")
     async def book_appointment(
         self, info: strawberry.Info, input: BookAppointmentInput
     ) -> BookAppointmentPayload:
@@ -196,7 +219,7 @@ class Mutation:
         appointment = await info.context.loaders.node("Appointment", appointment_id)
         return BookAppointmentPayload(appointment=appointment)
 
-    @strawberry.mutation(description="Hold a free slot for a referral (busy-tentative).")
+    @mutation("Hold a free slot for a referral (busy-tentative).")
     async def hold_slot(self, info: strawberry.Info, input: HoldSlotInput) -> HoldSlotPayload:
         slot_id = _key(input.slot_id, "Slot")
         await booking.hold_slot(
@@ -208,7 +231,7 @@ class Mutation:
         )
         return HoldSlotPayload(slot=await info.context.loaders.node("Slot", slot_id))
 
-    @strawberry.mutation(description="Cancel a booking; the referral waits again.")
+    @mutation("Cancel a booking; the referral waits again.")
     async def cancel_appointment(
         self, info: strawberry.Info, input: CancelAppointmentInput
     ) -> CancelAppointmentPayload:
@@ -229,7 +252,7 @@ class Mutation:
         )
         return CancelAppointmentPayload(appointment=appointment)
 
-    @strawberry.mutation(description="Register a patient (NHS number checked).")
+    @mutation("Register a patient (NHS number checked).")
     async def create_patient(
         self, info: strawberry.Info, input: CreatePatientInput
     ) -> PatientPayload:
@@ -249,7 +272,7 @@ class Mutation:
         )
         return PatientPayload(patient=await info.context.loaders.node("Patient", patient_id))
 
-    @strawberry.mutation(description="Change contact details; STALE_WRITE if out of date.")
+    @mutation("Change contact details; STALE_WRITE if out of date.")
     async def update_patient(
         self, info: strawberry.Info, input: UpdatePatientInput
     ) -> PatientPayload:
@@ -265,7 +288,7 @@ class Mutation:
         )
         return PatientPayload(patient=await info.context.loaders.node("Patient", patient_id))
 
-    @strawberry.mutation(description="Refer a patient; the waiting-time clock starts now.")
+    @mutation("Refer a patient; the waiting-time clock starts now.")
     async def create_referral(
         self, info: strawberry.Info, input: CreateReferralInput
     ) -> ReferralPayload:
@@ -287,7 +310,7 @@ class Mutation:
         )
         return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
 
-    @strawberry.mutation(description="Accept, reject or redirect a referral.")
+    @mutation("Accept, reject or redirect a referral.")
     async def triage_referral(
         self, info: strawberry.Info, input: TriageReferralInput
     ) -> ReferralPayload:
@@ -302,7 +325,7 @@ class Mutation:
         )
         return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
 
-    @strawberry.mutation(description="Withdraw a referral.")
+    @mutation("Withdraw a referral.")
     async def cancel_referral(
         self, info: strawberry.Info, input: CancelReferralInput
     ) -> ReferralPayload:
@@ -315,7 +338,7 @@ class Mutation:
         )
         return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
 
-    @strawberry.mutation(description="Move a booking to another slot (cancel + book, linked).")
+    @mutation("Move a booking to another slot (cancel + book, linked).")
     async def reschedule_appointment(
         self, info: strawberry.Info, input: RescheduleAppointmentInput
     ) -> AppointmentPayload:
@@ -329,7 +352,7 @@ class Mutation:
             appointment=await info.context.loaders.node("Appointment", appointment_id)
         )
 
-    @strawberry.mutation(description="Attended, or did not attend (with the clock rules).")
+    @mutation("Attended, or did not attend (with the clock rules).")
     async def record_attendance(
         self, info: strawberry.Info, input: RecordAttendanceInput
     ) -> AppointmentPayload:
@@ -345,7 +368,7 @@ class Mutation:
             appointment=await info.context.loaders.node("Appointment", appointment_id)
         )
 
-    @strawberry.mutation(description="Publish a roster and derive its slots.")
+    @mutation("Publish a roster and derive its slots.")
     async def publish_roster(
         self, info: strawberry.Info, input: PublishRosterInput
     ) -> PublishRosterPayload:
@@ -364,7 +387,7 @@ class Mutation:
         await offers.offer_slots(info.context.loaders.connection, slots, _actor(info))
         return PublishRosterPayload(slot_count=len(slots))
 
-    @strawberry.mutation(description="Block slots; their bookings are cancelled and notified.")
+    @mutation("Block slots; their bookings are cancelled and notified.")
     async def block_slots(self, info: strawberry.Info, input: BlockSlotsInput) -> BlockSlotsPayload:
         cancelled = await capacity.block_slots(
             info.context.loaders.connection,
@@ -376,8 +399,8 @@ class Mutation:
             cancelled_appointments=await info.context.loaders.nodes("Appointment", cancelled)
         )
 
-    @strawberry.mutation(
-        description="Match a scope of the waiting list optimally: PROPOSE the plan, explained,"
+    @mutation(
+        "Match a scope of the waiting list optimally: PROPOSE the plan, explained,"
         " or COMMIT it (book it; safe to retry)."
     )
     async def run_matching(
