@@ -121,3 +121,15 @@ def test_no_edge_beyond_a_referrals_travel_limit() -> None:
     assert _edges_of(candidates, 0) == []
     assert _edges_of(candidates, 1) == [0, 1]
     assert np.allclose(candidates.km, 1.11, atol=0.01)
+
+
+def test_urgent_referrals_see_more_slots_and_every_slot_sees_all() -> None:
+    slots = _slots([i // 10 for i in range(400)], [100 * i for i in range(400)], [1] * 400)
+    referrals = _referrals(3, tier=[0, 1, 2])
+    sparse = candidate_edges(
+        referrals, slots, SITES, STAFF, NO_PREFERENCES, max_degree=8, urgent_degree=32
+    )
+    every = candidate_edges(referrals, slots, SITES, STAFF, NO_PREFERENCES, every_slot=True)
+
+    assert np.diff(sparse.indptr).tolist() == [32, 32, 8]
+    assert np.diff(every.indptr).tolist() == [400, 400, 400]

@@ -243,7 +243,8 @@ def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], 
 @click.option(
     "--compare",
     is_flag=True,
-    help="Also score first-come-first-served and priority-greedy booking.",
+    help="Also score first-come-first-served and priority-greedy booking; all three choose"
+    " from every feasible slot (slower: use a scope).",
 )
 @click.option(
     "--commit",
@@ -275,7 +276,7 @@ def match(
     scope = Scope(list(services) or None, list(regions) or None, horizon_days)
 
     async def run(connection: Any) -> Any:
-        plan, instance = await propose_with_instance(connection, scope)
+        plan, instance = await propose_with_instance(connection, scope, every_slot=compare)
         committed = None
         if commit:
             pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)

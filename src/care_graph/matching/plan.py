@@ -63,9 +63,14 @@ async def propose(connection: Connection, scope: Scope, model: CostModel | None 
 
 
 async def propose_with_instance(
-    connection: Connection, scope: Scope, model: CostModel | None = None
+    connection: Connection,
+    scope: Scope,
+    model: CostModel | None = None,
+    *,
+    every_slot: bool = False,
 ) -> tuple[Plan, Instance]:
-    """The optimal plan and the instance it was solved on (for comparisons)."""
+    """The optimal plan and the instance it was solved on (for comparisons, which want
+    ``every_slot`` feasible as a candidate rather than the usual sparse choice)."""
     model = model or CostModel()
     timings: dict[str, float] = {}
     started = time.perf_counter()
@@ -78,7 +83,7 @@ async def propose_with_instance(
     timings["read"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    candidates = candidate_edges(referrals, slots, sites, masks, preferences)
+    candidates = candidate_edges(referrals, slots, sites, masks, preferences, every_slot=every_slot)
     rows = np.repeat(np.arange(len(referrals["id"])), np.diff(candidates.indptr))
     parts = model.components(
         waited_days=referrals["waited_days"][rows].astype(np.int64),
