@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
 import time
+from datetime import date
 
+import asyncpg
 import httpx
 import pytest
 
@@ -22,6 +26,9 @@ COMMANDS = [
     ["db", "url"],
     ["db", "reset"],
     ["db", "stop"],
+    ["match"],
+    ["schema"],
+    ["token"],
 ]
 
 
@@ -154,3 +161,33 @@ def test_serve_migrates_seeds_and_answers_health(databases: DatabaseFactory) -> 
     assert "Application shutdown complete." in output
     assert output.rstrip().endswith("care_graph stopped")
     assert server.returncode == 0, output
+
+
+def test_match_proposes_a_plan_then_commits_that_plan_once(databases: DatabaseFactory) -> None:
+    url = databases.create(seeded=True, anchor=date.today())
+    proposed = care_graph("match", database_url=url)
+    assert proposed.returncode == 0, proposed.stderr
+    [matched_text] = re.findall(r"matched ([\d,]+) of", proposed.stdout)
+    [key] = re.findall(r"--plan (plan:\w+)", proposed.stdout)
+    matched = int(matched_text.replace(",", ""))
+    assert matched > 0
+
+    for _ in range(2):  # the second run books nothing more and reports the same
+        committed = care_graph("match", "--plan", key, database_url=url)
+        assert committed.returncode == 0, committed.stderr
+        assert f"committed: {matched:,} booked, 0 skipped" in committed.stdout
+
+    async def plan_bookings() -> int:
+        connection = await asyncpg.connect(url)
+        try:
+            count: int = await connection.fetchval(
+                "SELECT count(*) FROM appointments WHERE booked_by = 'care-graph match'"
+            )
+            return count
+        finally:
+            await connection.close()
+
+    assert asyncio.run(plan_bookings()) == matched
+    refused = care_graph("match", "--plan", key, "--compare", database_url=url)
+    assert refused.returncode == 2
+    assert "--plan commits a kept plan" in refused.stderr

@@ -211,8 +211,10 @@ def test_the_optimum_beats_greedy_booking(databases_world_url: str) -> None:
     assert scores["first_come_first_served"]["urgent_seen_in_time"] == "0 / 1"
 
 
-COMMIT = """mutation { runMatching(scope: {}, mode: COMMIT) {
-  summary { matched } committed { planKey booked skipped { referralId slotId } } } }"""
+COMMIT = """mutation($key: String) { runMatching(scope: {}, mode: COMMIT, planKey: $key) {
+  planKey summary { matched } committed { booked skipped { referralId slotId } } } }"""
+PROPOSE_KEY = """mutation { runMatching(scope: {}) { planKey summary { matched }
+  assignments { referralId } } }"""
 
 
 @pytest.fixture
@@ -220,13 +222,28 @@ def commit_world_url(databases: DatabaseFactory) -> str:
     return databases.create(sql=WORLD)
 
 
-async def test_commit_books_the_plan_once(commit_world_url: str) -> None:
+async def test_commit_books_the_proposed_plan_once(commit_world_url: str) -> None:
     async with asgi_client(commit_world_url, headers=bearer(Role.SCHEDULER)) as client:
-        first = (await client.post("/graphql", json={"query": COMMIT})).json()
-        assert first["data"]["runMatching"]["committed"]["booked"] == 3
-        assert first["data"]["runMatching"]["committed"]["skipped"] == []
-        # the same plan again: nothing new is booked (those referrals are no longer waiting,
-        # so a fresh proposal is a different, smaller plan)
+
+        async def commit(key: str | None) -> dict[str, Any]:
+            body = (
+                await client.post("/graphql", json={"query": COMMIT, "variables": {"key": key}})
+            ).json()
+            return dict(body)
+
+        proposed = (await client.post("/graphql", json={"query": PROPOSE_KEY})).json()
+        key = proposed["data"]["runMatching"]["planKey"]
+        first = await commit(key)
+        # a retry (the answer was lost, say) books nothing more and gives the same answer
+        again = await commit(key)
+        for body in (first, again):
+            assert body["data"]["runMatching"]["planKey"] == key
+            assert body["data"]["runMatching"]["summary"]["matched"] == 3
+            assert body["data"]["runMatching"]["committed"] == {"booked": 3, "skipped": []}
+        # with no key COMMIT proposes afresh: nothing is left to book
+        fresh = await commit(None)
+        assert fresh["data"]["runMatching"]["committed"] == {"booked": 0, "skipped": []}
+        assert fresh["data"]["runMatching"]["planKey"] != key
     connection = await connect(commit_world_url)
     try:
         booked = await connection.fetch(
@@ -240,9 +257,38 @@ async def test_commit_books_the_plan_once(commit_world_url: str) -> None:
     finally:
         await connection.close()
     assert [row["referral_id"] for row in booked] == [1, 2, 5]
+    assert [encode_global_id("Referral", row["referral_id"]) for row in booked] == sorted(
+        item["referralId"] for item in proposed["data"]["runMatching"]["assignments"]
+    )
     assert {row["status"] for row in booked} == {"busy"}
     assert {row["referral_status"] for row in booked} == {"BOOKED"}
     assert audit == 3
+
+
+async def test_a_plan_key_is_checked(commit_world_url: str) -> None:
+    async with asgi_client(commit_world_url, headers=bearer(Role.SCHEDULER)) as client:
+        proposed = (await client.post("/graphql", json={"query": PROPOSE_KEY})).json()
+        key = proposed["data"]["runMatching"]["planKey"]
+
+        async def code(query: str, key: str) -> str:
+            body = (
+                await client.post("/graphql", json={"query": query, "variables": {"key": key}})
+            ).json()
+            assert body["data"] is None
+            return str(body["errors"][0]["extensions"]["code"])
+
+        propose_with_key = """mutation($key: String) { runMatching(scope: {}, planKey: $key) {
+          planKey } }"""
+        assert await code(propose_with_key, key) == "INVALID_ARGUMENT"
+        assert await code(COMMIT, "plan:unknown") == "NOT_FOUND"
+        connection = await connect(commit_world_url)
+        try:
+            await connection.execute(
+                "UPDATE matching_plans SET proposed_at = now() - interval '2 days'"
+            )
+        finally:
+            await connection.close()
+        assert await code(COMMIT, key) == "PLAN_EXPIRED"
 
 
 async def test_commit_is_idempotent_and_skips_what_changed(commit_world_url: str) -> None:

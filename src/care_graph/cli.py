@@ -252,6 +252,12 @@ def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], 
     help="Book the plan (as a scheduler; pairs overtaken meanwhile are skipped).",
 )
 @click.option(
+    "--plan",
+    "plan_key",
+    help="Commit the plan kept under this key (proposed earlier, here or through GraphQL)"
+    " instead of proposing one; committing it again books nothing.",
+)
+@click.option(
     "--workers",
     default=2,
     show_default=True,
@@ -265,34 +271,41 @@ def match(
     output: str | None,
     compare: bool,
     commit: bool,
+    plan_key: str | None,
     workers: int,
 ) -> None:
-    """Propose the optimal matching of waiting referrals to free slots; --commit books it."""
+    """Propose the optimal matching of waiting referrals to free slots and keep it under a
+    key; --commit books it, --plan KEY books one proposed earlier."""
     from care_graph.domain.booking import Actor
     from care_graph.domain.commit import commit_plan
     from care_graph.matching.compare import compare as compare_plans
-    from care_graph.matching.plan import Scope, propose_with_instance
+    from care_graph.matching.plan import Scope, keep, kept, pairs_of, propose_with_instance
 
+    if plan_key is not None and (compare or services or regions):
+        raise click.UsageError("--plan commits a kept plan: it takes no scope and no --compare")
     scope = Scope(list(services) or None, list(regions) or None, horizon_days)
+    actor = Actor("care-graph match", "scheduler")
 
     async def run(connection: Any) -> Any:
-        plan, instance = await propose_with_instance(connection, scope, every_slot=compare)
+        instance = None
+        key = plan_key
+        if key is None:
+            plan, instance = await propose_with_instance(connection, scope, every_slot=compare)
+            pairs = pairs_of(plan)
+            key = await keep(connection, plan, actor.subject)
+        else:
+            plan, pairs = await kept(connection, key)
         committed = None
-        if commit:
+        if commit or plan_key is not None:
             pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)
             try:
-                committed = await commit_plan(
-                    pool,
-                    Actor("care-graph match", "scheduler"),
-                    [(item["referral"], item["slot"]) for item in plan.assignments],
-                    workers=workers,
-                )
+                committed = await commit_plan(pool, actor, pairs, workers=workers)
             finally:
                 await pool.close()
-        return plan, instance, committed
+        return plan, instance, key, committed
 
     with database_url(Settings.from_environment()) as url:
-        plan, instance, committed = _run(_with_connection(url, run))
+        plan, instance, key, committed = _run(_with_connection(url, run))
     progress = Progress("match")
     for phase, seconds in plan.timings.items():
         progress.note(f"{phase:<12} {seconds:8.3f} s")
@@ -311,7 +324,8 @@ def match(
         f" days to appointment mean {summary['days_to_appointment']['mean']}"
         f" p95 {summary['days_to_appointment']['p95']}"
     )
-    if compare:
+    click.echo(f"plan {key} (commit it with: care-graph match --plan {key})")
+    if compare and instance is not None:
         click.echo(
             "| booking | urgent seen in time | seen in time | matched | mean km | utilisation |"
         )
@@ -324,8 +338,7 @@ def match(
             )
     if committed is not None:
         click.echo(
-            f"committed: {len(committed.booked):,} booked, {len(committed.skipped):,}"
-            f" skipped (plan {committed.plan_key})"
+            f"committed: {len(committed.booked):,} booked, {len(committed.skipped):,} skipped"
         )
     if output:
         Path(output).write_bytes(

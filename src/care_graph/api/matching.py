@@ -1,6 +1,6 @@
 """runMatching: the matcher from GraphQL. PROPOSE returns the optimal plan for a scope of the
-waiting list, explained; COMMIT also books it (domain/commit.py), skipping and reporting pairs
-that bookings made meanwhile have overtaken."""
+waiting list, explained, and keeps it under a key; COMMIT books a kept plan (or a fresh one),
+skipping and reporting pairs that bookings made meanwhile have overtaken (domain/commit.py)."""
 
 from __future__ import annotations
 
@@ -15,10 +15,9 @@ from care_graph.db.pool import OneConnection
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import commit_plan
 from care_graph.errors import CareGraphError, ErrorCode
-from care_graph.matching.plan import Plan, Scope, propose
+from care_graph.matching.plan import MAX_LISTED, Plan, Scope, keep, kept, listed, pairs_of, propose
 
 MAY_MATCH = frozenset({"clinician", "scheduler", "admin"})
-MAX_LISTED = 1000
 
 
 @strawberry.enum(description="What runMatching does with the plan.")
@@ -95,13 +94,16 @@ class SkippedPair:
 
 @strawberry.type(description="What committing the plan booked.")
 class CommitResult:
-    plan_key: str = strawberry.field(description="Committing the same plan again books nothing.")
     booked: int
     skipped: list[SkippedPair]
 
 
 @strawberry.type(description="An optimal matching of a scope of the waiting list.")
 class MatchingPlan:
+    plan_key: str = strawberry.field(
+        description="Commit exactly this plan with runMatching(mode: COMMIT, planKey:);"
+        " committing it again books nothing."
+    )
     summary: MatchingSummary
     committed: CommitResult | None = strawberry.field(description="Set in COMMIT mode.")
     assignments: list[PlannedAssignment] = strawberry.field(
@@ -112,16 +114,15 @@ class MatchingPlan:
     )
 
 
-def _plan_type(plan: Plan, committed: CommitResult | None = None) -> MatchingPlan:
+def _plan_type(plan: Plan, key: str, committed: CommitResult | None = None) -> MatchingPlan:
+    """The GraphQL form of a plan as listed (``matching.plan.listed``)."""
     summary = plan.summary
-    tier = {name: index for index, name in enumerate(("URGENT", "TWO_WEEK_WAIT", "ROUTINE"))}
-    assignments = sorted(plan.assignments, key=lambda item: tier[item["priority"]])[:MAX_LISTED]
-    unmatched = sorted(plan.unmatched, key=lambda item: tier[item["priority"]])[:MAX_LISTED]
 
     def gid(type_name: str, key: Any) -> strawberry.ID | None:
         return None if key is None else strawberry.ID(encode_global_id(type_name, int(key)))
 
     return MatchingPlan(
+        plan_key=key,
         committed=committed,
         summary=MatchingSummary(
             referrals=summary["referrals"],
@@ -152,7 +153,7 @@ def _plan_type(plan: Plan, committed: CommitResult | None = None) -> MatchingPla
                 days_until=item["days_until"],
                 breakdown=CostBreakdown(**item["breakdown"]),
             )
-            for item in assignments
+            for item in plan.assignments
         ],
         unmatched=[
             UnmatchedReferral(
@@ -162,28 +163,39 @@ def _plan_type(plan: Plan, committed: CommitResult | None = None) -> MatchingPla
                 best_slot_id=gid("Slot", item.get("best_slot")),
                 went_to_referral_id=gid("Referral", item.get("went_to")),
             )
-            for item in unmatched
+            for item in plan.unmatched
         ],
     )
 
 
 async def run_matching(
-    info: strawberry.Info, scope: MatchingScope, mode: MatchingMode
+    info: strawberry.Info, scope: MatchingScope, mode: MatchingMode, plan_key: str | None
 ) -> MatchingPlan:
-    """Propose the plan for a scope, and in COMMIT mode book it (clinic staff only)."""
-    if str(info.context.viewer.role) not in MAY_MATCH:
+    """Propose the plan for a scope and keep it; in COMMIT mode book it, or book the plan kept
+    under ``plan_key`` (clinic staff only)."""
+    viewer = info.context.viewer
+    if str(viewer.role) not in MAY_MATCH:
         raise CareGraphError(ErrorCode.FORBIDDEN, "matching is run by clinic staff")
     if not 1 <= scope.horizon_days <= 366:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "the horizon is 1 to 366 days")
     connection = info.context.loaders.connection
-    plan = await propose(connection, Scope(scope.services, scope.regions, scope.horizon_days))
+    if plan_key is None:
+        proposed = await propose(
+            connection, Scope(scope.services, scope.regions, scope.horizon_days)
+        )
+        pairs = pairs_of(proposed)
+        plan_key = await keep(connection, proposed, viewer.subject)
+        plan = listed(proposed)
+    elif mode is MatchingMode.PROPOSE:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "a planKey is for COMMIT")
+    else:
+        plan, pairs = await kept(connection, plan_key)
     if mode is MatchingMode.PROPOSE:
-        return _plan_type(plan)
-    viewer = info.context.viewer
+        return _plan_type(plan, plan_key)
     done = await commit_plan(
         OneConnection(connection),
         Actor(viewer.subject, str(viewer.role), None, viewer.site_ids),
-        [(item["referral"], item["slot"]) for item in plan.assignments],
+        pairs,
     )
     skipped = [
         SkippedPair(
@@ -192,6 +204,4 @@ async def run_matching(
         )
         for referral, slot in done.skipped
     ]
-    return _plan_type(
-        plan, CommitResult(plan_key=done.plan_key, booked=len(done.booked), skipped=skipped)
-    )
+    return _plan_type(plan, plan_key, CommitResult(booked=len(done.booked), skipped=skipped))

@@ -400,10 +400,15 @@ class Mutation:
         )
 
     @mutation(
-        "Match a scope of the waiting list optimally: PROPOSE the plan, explained,"
-        " or COMMIT it (book it; safe to retry)."
+        "Match a scope of the waiting list optimally: PROPOSE the plan, explained and kept"
+        " under its planKey, or COMMIT it (a fresh plan, or the one kept under planKey;"
+        " committing a kept plan again books nothing)."
     )
     async def run_matching(
-        self, info: strawberry.Info, scope: MatchingScope, mode: MatchingMode = MatchingMode.PROPOSE
+        self,
+        info: strawberry.Info,
+        scope: MatchingScope,
+        mode: MatchingMode = MatchingMode.PROPOSE,
+        plan_key: str | None = None,
     ) -> MatchingPlan:
-        return await run_matching(info, scope, mode)
+        return await run_matching(info, scope, mode, plan_key)

@@ -195,9 +195,14 @@ async def book_pairs(
     """Book many (referral, slot) pairs in one statement under the same rules as one booking:
     the referral waits (ACCEPTED), the slot is on offer (free, a lapsed hold, or held for this
     referral), in the future, for the referral's service and, for site-bound staff, at one of
-    their sites; rows are locked in id order and the
+    their sites; rows are locked in id order, referrals first, and the
     unique indexes settle any race. Returns (appointment, referral, slot) of each booking made;
     pairs that no longer hold are skipped."""
+    # referrals before slots, as every single booking locks them: one statement locking both
+    # would take them in whatever order its plan reads them, and could deadlock with one
+    await connection.execute(
+        "SELECT FROM referrals WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", referral_ids
+    )
     rows = await connection.fetch(
         """
         WITH wanted AS (

@@ -220,3 +220,32 @@ async def announce_offer(connection: Connection, slot_id: int, referral_id: int)
         slot_id,
         referral_id,
     )
+
+
+async def save_plan(
+    connection: Connection,
+    key: str,
+    proposed_by: str,
+    pairs: list[tuple[int, int]],
+    shown: dict[str, Any],
+) -> None:
+    """Keep a proposed plan under its key (the same pairs proposed again keep the first)."""
+    await connection.execute(
+        "INSERT INTO matching_plans (key, proposed_by, referral_ids, slot_ids, shown)"
+        " VALUES ($1, $2, $3::bigint[], $4::bigint[], $5) ON CONFLICT (key) DO NOTHING",
+        key,
+        proposed_by,
+        [referral for referral, _ in pairs],
+        [slot for _, slot in pairs],
+        shown,
+    )
+
+
+async def load_plan(connection: Connection, key: str) -> Any:
+    """A kept plan's pairs, what was shown of it, and its age in hours; None if unknown."""
+    return await connection.fetchrow(
+        "SELECT referral_ids, slot_ids, shown,"
+        " extract(epoch FROM now() - proposed_at) / 3600 AS age_hours"
+        " FROM matching_plans WHERE key = $1",
+        key,
+    )

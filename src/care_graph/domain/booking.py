@@ -56,7 +56,7 @@ class Actor:
             raise CareGraphError(ErrorCode.FORBIDDEN, "that is not one of your sites")
 
 
-async def _in_transaction(connection: Connection, work: Callable[[], Awaitable[T]]) -> T:
+async def in_transaction(connection: Connection, work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` in a transaction, again on a serialization failure or deadlock."""
     for _ in range(MAX_ATTEMPTS):
         try:
@@ -189,7 +189,7 @@ async def book_appointment(
             )
         return appointment_id
 
-    return await _in_transaction(connection, book)
+    return await in_transaction(connection, book)
 
 
 async def hold_slot(
@@ -217,7 +217,7 @@ async def hold_slot(
             {"referral": referral_id, "minutes": minutes},
         )
 
-    await _in_transaction(connection, hold)
+    await in_transaction(connection, hold)
 
 
 async def cancel_appointment(
@@ -229,7 +229,7 @@ async def cancel_appointment(
     async def cancel() -> None:
         await cancel_appointment_locked(connection, actor, appointment_id, reason)
 
-    await _in_transaction(connection, cancel)
+    await in_transaction(connection, cancel)
 
 
 async def cancel_appointment_locked(
@@ -316,7 +316,7 @@ async def reschedule_appointment(
         )
         return new_id
 
-    return await _in_transaction(connection, reschedule)
+    return await in_transaction(connection, reschedule)
 
 
 async def record_attendance(
@@ -388,4 +388,4 @@ async def record_attendance(
             {"reason": reason} if reason else None,
         )
 
-    await _in_transaction(connection, record)
+    await in_transaction(connection, record)

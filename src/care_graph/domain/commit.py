@@ -10,13 +10,13 @@ most once, so batches touch disjoint rows, and each locks its rows in id order."
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from dataclasses import dataclass
 
 from care_graph.db import booking_store as store
 from care_graph.db.pool import Connection, ConnectionSource
-from care_graph.domain.booking import Actor
+from care_graph.domain.booking import Actor, in_transaction
 from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.matching.plan import plan_key
 
 BATCH = 2500  # small enough to share a plan evenly between workers
 MAY_COMMIT = frozenset({"clinician", "scheduler", "admin"})
@@ -31,12 +31,6 @@ class Committed:
     plan_key: str
     booked: list[Booked]
     skipped: list[tuple[int, int]]  # (referral, slot) that no longer held
-
-
-def plan_key(pairs: list[tuple[int, int]]) -> str:
-    """The plan's identity: its pairs, whatever their order."""
-    digest = hashlib.sha256(repr(sorted(pairs)).encode()).hexdigest()
-    return f"plan:{digest[:40]}"
 
 
 async def commit_plan(
@@ -87,8 +81,10 @@ async def _commit_batch(
     key: str,
     batch: list[tuple[int, int]],
 ) -> list[Booked]:
-    """Book one batch in one transaction, or return what an earlier run booked of it."""
-    async with connection.transaction():
+    """Book one batch in one transaction (again after a deadlock with a single booking), or
+    return what an earlier run booked of it."""
+
+    async def book() -> list[Booked]:
         if not await store.claim_idempotency_key(
             connection, batch_key, actor.subject, "commitPlan", key
         ):
@@ -104,3 +100,5 @@ async def _commit_batch(
         )
         await store.store_response(connection, batch_key, [list(item) for item in made])
         return made
+
+    return await in_transaction(connection, book)

@@ -4,19 +4,23 @@ each assignment's cost breakdown, each unmatched referral's reason, and summary 
 
 from __future__ import annotations
 
+import hashlib
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from care_graph.db import matching_store as store
 from care_graph.db.pool import Connection
+from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matcher import Matcher
 from care_graph.matching.candidates import candidate_edges
 from care_graph.matching.cost import CostModel
 
 PRIORITIES = ("URGENT", "TWO_WEEK_WAIT", "ROUTINE")
+MAX_LISTED = 1000  # assignments and unmatched referrals a kept plan shows, most urgent first
+PLAN_LIFETIME_HOURS = 24  # a plan older than this is proposed again rather than committed
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +58,51 @@ class Instance:
     weights: Any
     parts: dict[str, Any]
     chosen: Any  # the optimal plan's edge per referral, -1 where unmatched
+
+
+def plan_key(pairs: list[tuple[int, int]]) -> str:
+    """A plan's identity: its (referral, slot) pairs, whatever their order."""
+    digest = hashlib.sha256(repr(sorted(pairs)).encode()).hexdigest()
+    return f"plan:{digest[:40]}"
+
+
+def pairs_of(plan: Plan) -> list[tuple[int, int]]:
+    """The (referral, slot) pairs a plan books."""
+    return [(item["referral"], item["slot"]) for item in plan.assignments]
+
+
+def listed(plan: Plan) -> Plan:
+    """The plan with its first ``MAX_LISTED`` assignments and unmatched referrals, most urgent
+    first: what a person is shown of it."""
+    rank = {name: tier for tier, name in enumerate(PRIORITIES)}
+
+    def first(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return sorted(items, key=lambda item: rank[item["priority"]])[:MAX_LISTED]
+
+    return replace(plan, assignments=first(plan.assignments), unmatched=first(plan.unmatched))
+
+
+async def keep(connection: Connection, plan: Plan, proposed_by: str) -> str:
+    """Keep a proposed plan (its pairs, and what is shown of it) so that exactly this plan
+    can be committed later; returns its key."""
+    pairs = pairs_of(plan)
+    key = plan_key(pairs)
+    await store.save_plan(connection, key, proposed_by, pairs, asdict(listed(plan)))
+    return key
+
+
+async def kept(connection: Connection, key: str) -> tuple[Plan, list[tuple[int, int]]]:
+    """A kept plan (as shown when proposed) and its pairs, if it is fresh enough to commit."""
+    row = await store.load_plan(connection, key)
+    if row is None:
+        raise CareGraphError(ErrorCode.NOT_FOUND, "no such plan: propose one first")
+    if row["age_hours"] > PLAN_LIFETIME_HOURS:
+        raise CareGraphError(
+            ErrorCode.PLAN_EXPIRED,
+            f"the plan was proposed over {PLAN_LIFETIME_HOURS} hours ago: propose again",
+        )
+    pairs = list(zip(row["referral_ids"], row["slot_ids"], strict=True))
+    return Plan(**row["shown"]), pairs
 
 
 async def propose(connection: Connection, scope: Scope, model: CostModel | None = None) -> Plan:
