@@ -427,3 +427,28 @@ async def test_site_bound_staff_commit_only_at_their_sites(commit_world_url: str
     finally:
         await connection.close()
     assert [referral for _, referral, _ in done.booked] == [5]  # Manchester is site 2
+
+
+async def test_a_referral_holding_an_offer_is_neither_matched_nor_offered_more(
+    commit_world_url: str,
+) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        await connection.execute(
+            "UPDATE slots SET status = 'busy-tentative', held_for_referral_id = 1,"
+            " hold_expires_at = now() + interval '30 minutes' WHERE id = 21"
+        )
+        plan = await propose(connection, Scope())
+        offered = await offer_slots(connection, [11], Actor("clerk", "scheduler"))
+        await connection.execute(
+            "UPDATE slots SET hold_expires_at = now() - interval '1 minute' WHERE id IN (11, 21)"
+        )
+        after_lapse = await propose(connection, Scope())
+    finally:
+        await connection.close()
+    considered = {item["referral"] for item in plan.assignments + plan.unmatched}
+    assert considered == {2, 3, 4, 5}
+    # the urgent referral 1 would take slot 11; it waits for its answer on slot 21 instead
+    assert offered == {11: 2}
+    # once the holds lapse, 1 waits again and slots 11 and 21 are on offer again
+    assert {item["referral"]: item["slot"] for item in after_lapse.assignments}[1] == 11

@@ -18,6 +18,11 @@ _SCOPE_REFERRALS = (
     " WHERE code = ANY($1::text[])))"
     " AND ($2::text[] IS NULL OR p.region_code = ANY($2::text[]))"
 )
+# a referral offered a slot waits for its answer rather than being matched again
+_HOLDS_AN_OFFER = (
+    "EXISTS (SELECT 1 FROM slots h WHERE h.held_for_referral_id = r.id"
+    " AND h.status = 'busy-tentative' AND h.hold_expires_at > now())"
+)
 _SCOPE_SLOTS = (
     " AND ($1::text[] IS NULL OR s.service_id IN (SELECT id FROM services"
     " WHERE code = ANY($1::text[])))"
@@ -45,7 +50,8 @@ def _scoped(sql: str, services: list[str] | None, regions: list[str] | None) -> 
 async def waiting_referrals(
     connection: Connection, services: list[str] | None, regions: list[str] | None, skills: list[str]
 ) -> Arrays:
-    """Accepted referrals with no appointment in play, with their patient's home."""
+    """Accepted referrals with no appointment in play and no offer awaiting an answer, with
+    their patient's home."""
     query = _scoped(
         "SELECT r.id::int8, r.to_service_id::int4,"
         " (CASE r.priority WHEN 'URGENT' THEN 0 WHEN 'TWO_WEEK_WAIT' THEN 1 ELSE 2 END)::int4,"
@@ -59,7 +65,7 @@ async def waiting_referrals(
         " FROM referrals r JOIN patients p ON p.id = r.patient_id"
         " WHERE r.status = 'ACCEPTED' AND NOT EXISTS (SELECT 1 FROM appointments a"
         " WHERE a.referral_id = r.id AND a.status IN ('pending', 'booked', 'arrived',"
-        " 'checked-in'))" + _SCOPE_REFERRALS + " ORDER BY r.id",
+        " 'checked-in')) AND NOT " + _HOLDS_AN_OFFER + _SCOPE_REFERRALS + " ORDER BY r.id",
         services,
         regions,
     )
@@ -159,7 +165,8 @@ async def skill_codes(connection: Connection) -> list[str]:
 async def candidates_for_slots(
     connection: Connection, slot_ids: list[int], excluded_referral: int | None
 ) -> list[Any]:
-    """Each (free slot, waiting referral) pair that meets every hard constraint: the slot's
+    """Each (free slot, waiting referral — as ``waiting_referrals`` has them) pair that meets
+    every hard constraint: the slot's
     service, not before the referral's earliest date, within its maximum travel, with any
     skill it needs held by the slot's clinician; and what the cost model weighs."""
     rows: list[Any] = await connection.fetch(
@@ -182,7 +189,10 @@ async def candidates_for_slots(
             WHERE r.to_service_id IN (SELECT service_id FROM places) AND r.status = 'ACCEPTED'
               AND r.id IS DISTINCT FROM $2
               AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.referral_id = r.id
-                  AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))),
+                  AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))
+              AND NOT """
+        + _HOLDS_AN_OFFER
+        + """),
         reach AS MATERIALIZED (  -- each referral's distance to each site, once
             SELECT w.*, l.site_id,
                    great_circle_km(w.latitude, w.longitude, l.latitude, l.longitude) AS km
