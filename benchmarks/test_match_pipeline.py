@@ -12,7 +12,7 @@ from care_graph.db.pool import connect, create_pool
 from care_graph.domain.booking import Actor, cancel_appointment
 from care_graph.domain.commit import commit_plan
 from care_graph.domain.offers import offer_slots
-from care_graph.matching.plan import Plan, Scope, propose
+from care_graph.matching.plan import Plan, Scope, pairs_of, propose
 from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
 
@@ -25,7 +25,7 @@ async def _propose_and_commit(url: str) -> tuple[Plan, float, int, list[float]]:
     try:
         await propose(connection, Scope())  # warm the server's caches once
         plan = await propose(connection, Scope())
-        pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+        pairs = pairs_of(plan)
         clerk = Actor("bench", "scheduler")
         pool = await create_pool(
             url, min_size=COMMIT_WORKERS, max_size=COMMIT_WORKERS, statement_timeout_ms=0

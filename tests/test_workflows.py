@@ -189,7 +189,7 @@ async def test_reschedule_links_and_moves(client: httpx.AsyncClient) -> None:
     assert appointment["rebookedFrom"] == {
         "id": first,
         "status": "CANCELLED",
-        "slot": {"status": "FREE"},
+        "slot": {"status": "BUSY_TENTATIVE"},  # freed, and at once offered to someone waiting
     }
 
 
@@ -231,7 +231,9 @@ async def test_a_first_appointment_missed_restarts_the_clock(
     )
 
 
-async def test_cancelling_a_booked_referral_frees_its_slot(client: httpx.AsyncClient) -> None:
+async def test_cancelling_a_booked_referral_frees_its_slot(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
     await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 5))
     cancelled = await gql(
         client, CANCEL_REFERRAL, PATIENT_1, referralId=gid("Referral", 1), reason="feeling better"
@@ -240,6 +242,11 @@ async def test_cancelling_a_booked_referral_frees_its_slot(client: httpx.AsyncCl
         "status": "CANCELLED",
         "appointments": {"nodes": [{"status": "CANCELLED"}]},
     }
+    # the freed slot is offered at once to a referral still waiting
+    held = await db.fetchrow("SELECT status, held_for_referral_id FROM slots WHERE id = 5")
+    assert held is not None
+    assert held["status"] == "busy-tentative"
+    assert held["held_for_referral_id"] not in (None, 1)
     other = await gql(
         client, CANCEL_REFERRAL, PATIENT_1, referralId=gid("Referral", 2), reason="not mine"
     )

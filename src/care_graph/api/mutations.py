@@ -44,6 +44,18 @@ def _actor(info: strawberry.Info) -> booking.Actor:
     return booking.Actor(viewer.subject, str(viewer.role), viewer.patient_id, viewer.site_ids)
 
 
+async def _offer(info: strawberry.Info, freed: booking.Freed | None) -> None:
+    """Keep the waiting list moving: a slot a change set free goes on hold at once for the
+    best waiting referral (never the one that gave it up)."""
+    if freed is not None:
+        await offers.offer_slots(
+            info.context.loaders.connection,
+            [freed.slot_id],
+            _actor(info),
+            excluded_referral=freed.referral_id,
+        )
+
+
 def _key(global_id: strawberry.ID, type_name: str) -> int:
     decoded = decode_global_id(str(global_id))
     if decoded is None or decoded[0] != type_name:
@@ -236,20 +248,14 @@ class Mutation:
         self, info: strawberry.Info, input: CancelAppointmentInput
     ) -> CancelAppointmentPayload:
         appointment_id = _key(input.appointment_id, "Appointment")
-        await booking.cancel_appointment(
+        freed = await booking.cancel_appointment(
             info.context.loaders.connection,
             appointment_id=appointment_id,
             reason=input.reason,
             actor=_actor(info),
         )
+        await _offer(info, freed)
         appointment = await info.context.loaders.node("Appointment", appointment_id)
-        # keep the waiting list moving: the freed slot goes on hold for the best waiting referral
-        await offers.offer_slots(
-            info.context.loaders.connection,
-            [appointment.row["__slot"]],
-            _actor(info),
-            excluded_referral=appointment.row["__referral"],
-        )
         return CancelAppointmentPayload(appointment=appointment)
 
     @mutation("Register a patient (NHS number checked).")
@@ -330,24 +336,26 @@ class Mutation:
         self, info: strawberry.Info, input: CancelReferralInput
     ) -> ReferralPayload:
         referral_id = _key(input.referral_id, "Referral")
-        await referrals.cancel_referral(
+        freed = await referrals.cancel_referral(
             info.context.loaders.connection,
             _actor(info),
             referral_id=referral_id,
             reason=input.reason,
         )
+        await _offer(info, freed)
         return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
 
     @mutation("Move a booking to another slot (cancel + book, linked).")
     async def reschedule_appointment(
         self, info: strawberry.Info, input: RescheduleAppointmentInput
     ) -> AppointmentPayload:
-        appointment_id = await booking.reschedule_appointment(
+        appointment_id, freed = await booking.reschedule_appointment(
             info.context.loaders.connection,
             appointment_id=_key(input.appointment_id, "Appointment"),
             slot_id=_key(input.slot_id, "Slot"),
             actor=_actor(info),
         )
+        await _offer(info, freed)
         return AppointmentPayload(
             appointment=await info.context.loaders.node("Appointment", appointment_id)
         )

@@ -56,6 +56,15 @@ class Actor:
             raise CareGraphError(ErrorCode.FORBIDDEN, "that is not one of your sites")
 
 
+@dataclass(frozen=True, slots=True)
+class Freed:
+    """A slot a cancellation set free, and the referral that gave it up (never offered it
+    back)."""
+
+    slot_id: int
+    referral_id: int
+
+
 async def in_transaction(connection: Connection, work: Callable[[], Awaitable[T]]) -> T:
     """Run ``work`` in a transaction, again on a serialization failure or deadlock."""
     for _ in range(MAX_ATTEMPTS):
@@ -222,14 +231,15 @@ async def hold_slot(
 
 async def cancel_appointment(
     connection: Connection, *, appointment_id: int, reason: str, actor: Actor
-) -> None:
-    """Cancel a booking: the slot is free again and the referral waits again."""
+) -> Freed:
+    """Cancel a booking: the slot is free again (returned, to be offered to the waiting list)
+    and the referral waits again."""
     _check_may_book(actor)
 
-    async def cancel() -> None:
-        await cancel_appointment_locked(connection, actor, appointment_id, reason)
+    async def cancel() -> Freed:
+        return await cancel_appointment_locked(connection, actor, appointment_id, reason)
 
-    await in_transaction(connection, cancel)
+    return await in_transaction(connection, cancel)
 
 
 async def cancel_appointment_locked(
@@ -240,10 +250,10 @@ async def cancel_appointment_locked(
     *,
     referral_waits: bool = True,
     free_the_slot: bool = True,
-) -> int:
+) -> Freed:
     """Cancel a booking inside the caller's transaction, locking referral, slot, appointment in
     the usual order; the referral waits again unless the caller settles it otherwise. Returns
-    the slot it held."""
+    the slot it held and the referral that gave it up."""
     if reason not in CANCELLATION_REASONS:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown cancellation reason {reason!r}")
     found = await store.lock_appointment(connection, appointment_id)
@@ -277,22 +287,21 @@ async def cancel_appointment_locked(
         appointment_id,
         {"reason": reason},
     )
-    slot_id: int = found["slot_id"]
-    return slot_id
+    return Freed(found["slot_id"], found["referral_id"])
 
 
 async def reschedule_appointment(
     connection: Connection, *, appointment_id: int, slot_id: int, actor: Actor
-) -> int:
+) -> tuple[int, Freed]:
     """Move a booking to another slot in one transaction: the old one is cancelled (REBOOKED)
-    and the new one links back to it. Returns the new appointment's id."""
+    and the new one links back to it. Returns the new appointment's id and the slot freed."""
     _check_may_book(actor)
 
-    async def reschedule() -> int:
+    async def reschedule() -> tuple[int, Freed]:
         found = await store.lock_appointment(connection, appointment_id)
         if found is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
-        await cancel_appointment_locked(connection, actor, appointment_id, "REBOOKED")
+        freed = await cancel_appointment_locked(connection, actor, appointment_id, "REBOOKED")
         referral, slot = await _locked_referral_and_slot(
             connection, found["referral_id"], slot_id, actor
         )
@@ -314,7 +323,7 @@ async def reschedule_appointment(
             new_id,
             {"from": appointment_id},
         )
-        return new_id
+        return new_id, freed
 
     return await in_transaction(connection, reschedule)
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 
 from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
-from care_graph.domain.booking import Actor, cancel_appointment_locked
+from care_graph.domain.booking import Actor, Freed, cancel_appointment_locked
 from care_graph.domain.lifecycle import ReferralStatus, check_transition
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.errors import CareGraphError, ErrorCode
@@ -180,8 +180,9 @@ async def triage_referral(
 
 async def cancel_referral(
     connection: Connection, actor: Actor, *, referral_id: int, reason: str
-) -> None:
-    """Withdraw a referral (and cancel its booking, if it has one); the clock stops."""
+) -> Freed | None:
+    """Withdraw a referral (and cancel its booking, if it has one: its slot is returned, to be
+    offered to the waiting list); the clock stops."""
     async with connection.transaction():
         referral = await care_store.lock_referral_row(connection, referral_id)
         visible = referral is not None and (
@@ -192,8 +193,9 @@ async def cancel_referral(
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
         check_transition(referral["status"], ReferralStatus.CANCELLED)
         appointment = await care_store.open_appointment_of(connection, referral_id)
+        freed = None
         if appointment is not None:
-            await cancel_appointment_locked(
+            freed = await cancel_appointment_locked(
                 connection, actor, appointment, "PATIENT_REQUESTED", referral_waits=False
             )
         await care_store.update_referral(
@@ -209,3 +211,4 @@ async def cancel_referral(
             referral_id,
             {"reason": reason},
         )
+    return freed
