@@ -154,15 +154,33 @@ def test_summary_figures(plan: Plan) -> None:
         "ROUTINE": {"matched": 2, "unmatched": 2},
     }
     assert summary["seen_before_breach"] == 3
+    assert summary["breaches_avoided"] == 2  # 1 and 2 breach within the horizon; 5 does not
     assert summary["breaches_expected"] == 1  # referral 4 breaches within the horizon
-    assert 0 < summary["travel_km"]["mean"] < 30
-    assert summary["days_to_appointment"]["mean"] == pytest.approx((3 + 5 + 4) / 3, abs=0.1)
+    assert summary["already_breached"] == 0
+    # Sam lives 0.50 km from Camden (two bookings), Ivy 1.52 km from Manchester
+    assert summary["travel_km"] == {"mean": 0.8, "p95": 1.4}
+    assert summary["days_to_appointment"] == {"mean": 4.0, "p95": 4.9}  # days 3, 4 and 5
     assert set(plan.timings) == {"read", "candidates", "solve", "explain", "total"}
 
 
+async def test_breaches_already_past_are_counted_apart(commit_world_url: str) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        await connection.execute("UPDATE referrals SET breach_date = current_date - 3 WHERE id = 4")
+        summary = (await propose(connection, Scope())).summary
+        nothing = (await propose(connection, Scope(services=["NO_SUCH_SERVICE"]))).summary
+    finally:
+        await connection.close()
+    assert summary["already_breached"] == 1
+    assert summary["breaches_expected"] == 0  # 4 is past its breach date; 3 breaches later
+    assert nothing["matched"] == 0
+    assert nothing["travel_km"] == {"mean": None, "p95": None}
+    assert nothing["days_to_appointment"] == {"mean": None, "p95": None}
+
+
 RUN = """mutation { runMatching(scope: {regions: ["LONDON", "NORTH_WEST"]}, mode: PROPOSE) {
-  summary { referrals matched seenBeforeBreach breachesExpected
-            byPriority { priority matched unmatched } }
+  summary { referrals matched seenBeforeBreach breachesAvoided breachesExpected alreadyBreached
+            meanDaysToAppointment p95DaysToAppointment byPriority { priority matched unmatched } }
   assignments { referralId slotId priority breakdown { inTime travel } }
   unmatched { referralId reason bestSlotId wentToReferralId } } }"""
 
@@ -174,6 +192,17 @@ async def test_run_matching_through_graphql(databases_world_url: str) -> None:
     assert plan["summary"]["referrals"] == 5
     assert plan["summary"]["matched"] == 3
     assert plan["summary"]["byPriority"][0] == {"priority": "URGENT", "matched": 1, "unmatched": 0}
+    assert [
+        plan["summary"][name]
+        for name in (
+            "seenBeforeBreach",
+            "breachesAvoided",
+            "breachesExpected",
+            "alreadyBreached",
+            "meanDaysToAppointment",
+            "p95DaysToAppointment",
+        )
+    ] == [3, 2, 1, 0, 4.0, 4.9]
     assert plan["assignments"][0]["referralId"] == encode_global_id("Referral", 1)  # urgent first
     reasons = {item["referralId"]: item["reason"] for item in plan["unmatched"]}
     assert reasons == {
@@ -183,6 +212,12 @@ async def test_run_matching_through_graphql(databases_world_url: str) -> None:
     async with asgi_client(databases_world_url, headers=bearer(Role.PATIENT, "p", 1)) as client:
         refused = (await client.post("/graphql", json={"query": RUN})).json()
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+    not_a_code = RUN.replace('["LONDON", "NORTH_WEST"]', '["LONDON\' OR 1=1"]')
+    async with asgi_client(databases_world_url, headers=bearer(Role.SCHEDULER)) as client:
+        bad = (await client.post("/graphql", json={"query": not_a_code})).json()
+    assert bad["data"] is None
+    assert bad["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT"
+    assert "not a code" in bad["errors"][0]["message"]
 
 
 @pytest.fixture(scope="module")

@@ -316,8 +316,10 @@ def match(
             f"  {priority:<14} {counts['matched']:>7,} matched {counts['unmatched']:>7,} unmatched"
         )
     click.echo(
-        f"  seen before breach {summary['seen_before_breach']:,};"
-        f" breaches still expected {summary['breaches_expected']:,}"
+        f"  seen before breach {summary['seen_before_breach']:,}"
+        f" ({summary['breaches_avoided']:,} breaches avoided);"
+        f" breaches still expected {summary['breaches_expected']:,};"
+        f" already breached {summary['already_breached']:,}"
     )
     click.echo(
         f"  travel km mean {summary['travel_km']['mean']} p95 {summary['travel_km']['p95']};"

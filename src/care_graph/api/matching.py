@@ -77,12 +77,20 @@ class MatchingSummary:
     referrals: int
     matched: int
     by_priority: list[PriorityCount]
-    seen_before_breach: int
-    breaches_expected: int
-    mean_travel_km: float
-    p95_travel_km: float
-    mean_days_to_appointment: float
-    p95_days_to_appointment: float
+    seen_before_breach: int = strawberry.field(
+        description="Matched to a slot on or before the referral's breach date."
+    )
+    breaches_avoided: int = strawberry.field(
+        description="Seen before a breach date that falls within the horizon."
+    )
+    breaches_expected: int = strawberry.field(
+        description="Seen after the breach date, or not seen with it within the horizon."
+    )
+    already_breached: int = strawberry.field(description="Waiting past the breach date already.")
+    mean_travel_km: float | None = strawberry.field(description="Null when nothing is matched.")
+    p95_travel_km: float | None
+    mean_days_to_appointment: float | None
+    p95_days_to_appointment: float | None
     seconds: float
 
 
@@ -136,7 +144,9 @@ def _plan_type(plan: Plan, key: str, committed: CommitResult | None = None) -> M
                 for name, counts in summary["by_priority"].items()
             ],
             seen_before_breach=summary["seen_before_breach"],
+            breaches_avoided=summary["breaches_avoided"],
             breaches_expected=summary["breaches_expected"],
+            already_breached=summary["already_breached"],
             mean_travel_km=summary["travel_km"]["mean"],
             p95_travel_km=summary["travel_km"]["p95"],
             mean_days_to_appointment=summary["days_to_appointment"]["mean"],

@@ -8,6 +8,7 @@ import numpy.typing as npt
 
 from care_graph.db.arrays import fetch_columns
 from care_graph.db.pool import Connection
+from care_graph.errors import CareGraphError, ErrorCode
 
 Arrays = dict[str, npt.NDArray[Any]]
 
@@ -37,7 +38,7 @@ def _literal(values: list[str] | None) -> str:
         return "NULL"
     for value in values:
         if not value.replace("_", "").isalnum():
-            raise ValueError(f"not a code: {value!r}")
+            raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"not a code: {value!r}")
     return "ARRAY[" + ",".join(f"'{value}'" for value in values) + "]"
 
 

@@ -79,7 +79,7 @@ def candidate_edges(
     need = referrals["service"].astype(np.int64) * SKILL_KEY + referrals["skill"] + 1
     by_need = np.argsort(need, kind="stable")
     needs, need_start = np.unique(need[by_need], return_index=True)
-    need_end = np.append(need_start[1:], n_referrals)
+    need_end = np.append(need_start[1:], n_referrals)[: len(needs)]
 
     edges: list[tuple[IntArray, IntArray, FloatArray]] = []
     for key, first, last in zip(

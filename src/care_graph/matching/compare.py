@@ -42,7 +42,8 @@ def score(instance: Instance, chosen: npt.NDArray[np.int64]) -> dict[str, Any]:
     matched = chosen >= 0
     tiers = instance.referrals["tier"]
     in_time = np.zeros(len(chosen), dtype=bool)
-    in_time[matched] = instance.parts["in_time"][chosen[matched]] > 0
+    days_until = instance.slots["days_until"][instance.slot[chosen[matched]]]
+    in_time[matched] = days_until <= instance.referrals["days_to_breach"][matched]
     urgent = tiers <= 1
     km = instance.km[chosen[matched]] if matched.any() else np.zeros(1)
     return {

@@ -241,34 +241,42 @@ def _summary(
     unmatched: list[dict[str, Any]],
     horizon_days: int,
 ) -> dict[str, Any]:
+    """The plan in figures. A referral is seen before breach when its slot falls on or before
+    its breach date; a breach is avoided when that breach date falls within the horizon, and
+    still expected when the plan sees it after that date or, with the date within the horizon,
+    not at all. Referrals already past their breach date are counted apart, not as expected."""
     by_priority = {name: {"matched": 0, "unmatched": 0} for name in PRIORITIES}
     for item in assignments:
         by_priority[item["priority"]]["matched"] += 1
     for item in unmatched:
         by_priority[item["priority"]]["unmatched"] += 1
-    in_time = sum(1 for item in assignments if item["breakdown"]["in_time"] > 0)
     breach_of = dict(
         zip(referrals["id"].tolist(), referrals["days_to_breach"].tolist(), strict=True)
     )
-    already = sum(1 for days in breach_of.values() if days < 0)
-    travel = np.array([item["km"] for item in assignments]) if assignments else np.zeros(1)
-    wait = np.array([item["days_until"] for item in assignments]) if assignments else np.zeros(1)
+    in_time = [item for item in assignments if item["days_until"] <= breach_of[item["referral"]]]
     return {
         "referrals": len(assignments) + len(unmatched),
         "matched": len(assignments),
         "by_priority": by_priority,
-        "seen_before_breach": in_time,
-        # seen after the breach, or not seen although the breach falls within the horizon
-        "breaches_expected": len(assignments)
-        - in_time
-        + sum(1 for item in unmatched if breach_of[item["referral"]] <= horizon_days),
-        "already_breached": already,
-        "travel_km": {
-            "mean": round(float(travel.mean()), 1),
-            "p95": round(float(np.percentile(travel, 95)), 1),
-        },
-        "days_to_appointment": {
-            "mean": round(float(wait.mean()), 1),
-            "p95": round(float(np.percentile(wait, 95)), 1),
-        },
+        "seen_before_breach": len(in_time),
+        "breaches_avoided": sum(
+            1 for item in in_time if breach_of[item["referral"]] <= horizon_days
+        ),
+        "breaches_expected": sum(
+            1 for item in assignments if 0 <= breach_of[item["referral"]] < item["days_until"]
+        )
+        + sum(1 for item in unmatched if 0 <= breach_of[item["referral"]] <= horizon_days),
+        "already_breached": sum(1 for days in breach_of.values() if days < 0),
+        "travel_km": _spread([item["km"] for item in assignments]),
+        "days_to_appointment": _spread([item["days_until"] for item in assignments]),
+    }
+
+
+def _spread(values: list[float] | list[int]) -> dict[str, float | None]:
+    """Mean and 95th percentile (None when there is nothing to measure)."""
+    if not values:
+        return {"mean": None, "p95": None}
+    return {
+        "mean": round(float(np.mean(values)), 1),
+        "p95": round(float(np.percentile(values, 95)), 1),
     }
