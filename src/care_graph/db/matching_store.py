@@ -6,14 +6,22 @@ from typing import Any
 
 import numpy.typing as npt
 
+from care_graph.clinic_time import CLINIC_ZONE
 from care_graph.db.arrays import fetch_columns
 from care_graph.db.pool import Connection
 from care_graph.errors import CareGraphError, ErrorCode
 
 Arrays = dict[str, npt.NDArray[Any]]
 
-# Days are counted from 2000-01-01 and instants in microseconds since 2000-01-01 00:00 UTC,
-# which is what PostgreSQL's own date and timestamp arithmetic give cheaply.
+# Days are counted on the clinics' calendar, whatever the session's time zone.
+_TODAY = f"(now() AT TIME ZONE '{CLINIC_ZONE}')::date"
+
+
+def _day(instant: str) -> str:
+    """SQL for the clinics' calendar day of a timestamptz expression."""
+    return f"({instant} AT TIME ZONE '{CLINIC_ZONE}')::date"
+
+
 _SCOPE_REFERRALS = (
     " AND ($1::text[] IS NULL OR r.to_service_id IN (SELECT id FROM services"
     " WHERE code = ANY($1::text[])))"
@@ -56,9 +64,9 @@ async def waiting_referrals(
     query = _scoped(
         "SELECT r.id::int8, r.to_service_id::int4,"
         " (CASE r.priority WHEN 'URGENT' THEN 0 WHEN 'TWO_WEEK_WAIT' THEN 1 ELSE 2 END)::int4,"
-        " (current_date - r.clock_start::date)::int4,"
-        " (r.breach_date - current_date)::int4,"
-        " coalesce(r.earliest_date - current_date, -100000)::int4,"
+        f" ({_TODAY} - {_day('r.clock_start')})::int4,"
+        f" (r.breach_date - {_TODAY})::int4,"
+        f" coalesce(r.earliest_date - {_TODAY}, -100000)::int4,"
         " coalesce(r.max_travel_km, 1e9)::float8,"
         f" coalesce(array_position({_literal(skills)}::text[], r.required_skill) - 1,"
         " -1)::int4,"
@@ -111,7 +119,7 @@ async def free_slots(
     query = _scoped(
         "SELECT s.id::int8, s.service_id::int4, s.site_id::int4, s.staff_id::int4,"
         " (extract(epoch FROM s.starts_at - now()) / 60)::int8,"
-        " (s.starts_at::date - current_date)::int4"
+        f" ({_day('s.starts_at')} - {_TODAY})::int4"
         " FROM slots s WHERE (s.status = 'free' OR (s.status = 'busy-tentative'"
         " AND s.hold_expires_at <= now())) AND s.starts_at > now()"
         f" AND s.starts_at < now() + interval '{int(horizon_days)} days'"
@@ -193,7 +201,7 @@ async def candidates_for_slots(
                   AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))
               AND NOT """
         + _HOLDS_AN_OFFER
-        + """),
+        + f"""),
         reach AS MATERIALIZED (  -- each referral's distance to each site, once
             SELECT w.*, l.site_id,
                    great_circle_km(w.latitude, w.longitude, l.latitude, l.longitude) AS km
@@ -204,13 +212,13 @@ async def candidates_for_slots(
                    AND great_circle_km(w.latitude, w.longitude, l.latitude, l.longitude)
                        <= w.max_travel_km))
         SELECT s.id AS slot_id, w.id, w.priority,
-               (current_date - w.clock_start::date) AS waited_days,
-               (w.breach_date - current_date) AS days_to_breach,
-               (s.starts_at::date - current_date) AS days_until,
+               ({_TODAY} - {_day("w.clock_start")}) AS waited_days,
+               (w.breach_date - {_TODAY}) AS days_to_breach,
+               ({_day("s.starts_at")} - {_TODAY}) AS days_until,
                w.km, s.site_id = ANY(w.preferred_site_ids) AS preferred
         FROM freed s
         JOIN reach w ON w.site_id = s.site_id AND w.to_service_id = s.service_id
-        WHERE (w.earliest_date IS NULL OR w.earliest_date <= s.starts_at::date)
+        WHERE (w.earliest_date IS NULL OR w.earliest_date <= {_day("s.starts_at")})
           AND (w.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
                WHERE k.staff_id = s.staff_id AND k.skill_code = w.required_skill))
         ORDER BY w.id, s.id

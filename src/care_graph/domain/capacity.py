@@ -8,13 +8,13 @@ from datetime import date, time, timedelta
 
 import asyncpg
 
+from care_graph.clinic_time import CLINIC_ZONE
 from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor, cancel_appointment_locked
 from care_graph.errors import CareGraphError, ErrorCode
 
 MAY_ROSTER = frozenset({"clinician", "scheduler", "admin"})
-ROSTER_ZONE = "Europe/London"  # clinics keep local wall-clock hours
 MAX_ROSTER_DAYS = 366
 
 
@@ -62,7 +62,7 @@ async def publish_roster(
                 days,
                 starts,
                 ends,
-                ROSTER_ZONE,
+                CLINIC_ZONE,
             )
             for slot_id in slot_ids:
                 await booking_store.set_slot_status(connection, slot_id, "free")  # announces

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from care_graph._matcher import nearest_k
+from care_graph.clinic_time import CLINIC_ZONE
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.nhs import synthetic_nhs_numbers
 from care_graph.seed import catalogue
@@ -27,7 +28,7 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 Column = npt.NDArray[Any] | list[Any]
 
-LONDON_TIME = ZoneInfo("Europe/London")
+CLINIC_TIME = ZoneInfo(CLINIC_ZONE)
 SESSIONS = ((time(9, 0), time(13, 0)), (time(13, 30), time(17, 30)))  # morning, afternoon clinics
 SESSION_WORKED = (0.85, 0.70)
 DAY_WORKED = 0.8
@@ -116,7 +117,7 @@ def _to_utc(local_dates: npt.NDArray[np.datetime64], at: time) -> npt.NDArray[np
     unique, inverse = np.unique(local_dates, return_inverse=True)
     offsets = np.array(
         [
-            int(datetime.combine(day.astype(date), at, LONDON_TIME).utcoffset().total_seconds())  # type: ignore[union-attr]
+            int(datetime.combine(day.astype(date), at, CLINIC_TIME).utcoffset().total_seconds())  # type: ignore[union-attr]
             for day in unique
         ],
         dtype=np.int64,
