@@ -464,6 +464,15 @@ async def test_site_bound_staff_commit_only_at_their_sites(commit_world_url: str
     assert [referral for _, referral, _ in done.booked] == [5]  # Manchester is site 2
 
 
+async def test_site_bound_staff_plan_only_their_sites_slots(commit_world_url: str) -> None:
+    manchester_clerk = bearer(Role.SCHEDULER, "clerk", site_ids=(2,))
+    async with asgi_client(commit_world_url, headers=manchester_clerk) as client:
+        body = (await client.post("/graphql", json={"query": COMMIT})).json()
+    plan = body["data"]["runMatching"]
+    assert plan["summary"]["matched"] == 1  # slot 21, for referral 5
+    assert plan["committed"] == {"booked": 1, "skipped": []}
+
+
 async def test_a_referral_holding_an_offer_is_neither_matched_nor_offered_more(
     commit_world_url: str,
 ) -> None:

@@ -190,8 +190,9 @@ async def run_matching(
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "the horizon is 1 to 366 days")
     connection = info.context.loaders.connection
     if plan_key is None:
+        sites = None if viewer.site_ids is None else list(viewer.site_ids)
         proposed = await propose(
-            connection, Scope(scope.services, scope.regions, scope.horizon_days)
+            connection, Scope(scope.services, scope.regions, scope.horizon_days, sites)
         )
         pairs = pairs_of(proposed)
         plan_key = await keep(connection, proposed, viewer.subject)

@@ -113,9 +113,23 @@ async def preferred_sites(
 
 
 async def free_slots(
-    connection: Connection, services: list[str] | None, regions: list[str] | None, horizon_days: int
+    connection: Connection,
+    services: list[str] | None,
+    regions: list[str] | None,
+    horizon_days: int,
+    site_ids: list[int] | None = None,
 ) -> Arrays:
-    """Slots on offer (free, or held with an expired hold) from now to the horizon."""
+    """Slots on offer (free, or held with an expired hold) from now to the horizon, at
+    ``site_ids`` only when given."""
+    sites_wanted = (
+        ""
+        if site_ids is None
+        else (
+            " AND s.site_id = ANY(ARRAY["
+            + ",".join(str(int(site)) for site in site_ids)
+            + "]::int[])"
+        )
+    )
     query = _scoped(
         "SELECT s.id::int8, s.service_id::int4, s.site_id::int4, s.staff_id::int4,"
         " (extract(epoch FROM s.starts_at - now()) / 60)::int8,"
@@ -124,6 +138,7 @@ async def free_slots(
         " AND s.hold_expires_at <= now())) AND s.starts_at > now()"
         f" AND s.starts_at < now() + interval '{int(horizon_days)} days'"
         + _SCOPE_SLOTS
+        + sites_wanted
         + " ORDER BY s.id",
         services,
         regions,

@@ -30,6 +30,7 @@ class Scope:
     services: list[str] | None = None
     regions: list[str] | None = None
     horizon_days: int = 56
+    site_ids: list[int] | None = None  # slots at these sites only (staff bound to sites)
 
 
 @dataclass(slots=True)
@@ -125,7 +126,9 @@ async def propose_with_instance(
     started = time.perf_counter()
     skills = await store.skill_codes(connection)
     referrals = await store.waiting_referrals(connection, scope.services, scope.regions, skills)
-    slots = await store.free_slots(connection, scope.services, scope.regions, scope.horizon_days)
+    slots = await store.free_slots(
+        connection, scope.services, scope.regions, scope.horizon_days, scope.site_ids
+    )
     sites = await store.sites(connection)
     masks = await store.staff_skill_masks(connection, skills)
     preferences = await store.preferred_sites(connection, scope.services, scope.regions)
