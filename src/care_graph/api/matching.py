@@ -13,11 +13,9 @@ from care_graph.api.enums import Priority
 from care_graph.api.ids import encode_global_id
 from care_graph.db.pool import OneConnection
 from care_graph.domain.booking import Actor
-from care_graph.domain.commit import commit_plan
+from care_graph.domain.commit import MAY_MATCH, commit_plan
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matching.plan import MAX_LISTED, Plan, Scope, keep, kept, listed, pairs_of, propose
-
-MAY_MATCH = frozenset({"clinician", "scheduler", "admin"})
 
 
 @strawberry.enum(description="What runMatching does with the plan.")

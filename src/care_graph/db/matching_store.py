@@ -57,13 +57,17 @@ def _scoped(sql: str, services: list[str] | None, regions: list[str] | None) -> 
 
 
 async def waiting_referrals(
-    connection: Connection, services: list[str] | None, regions: list[str] | None, skills: list[str]
+    connection: Connection,
+    services: list[str] | None,
+    regions: list[str] | None,
+    skills: list[str],
+    priorities: list[str],
 ) -> Arrays:
     """Accepted referrals with no appointment in play and no offer awaiting an answer, with
-    their patient's home."""
+    their patient's home; tiers and skills are positions in ``priorities`` and ``skills``."""
     query = _scoped(
         "SELECT r.id::int8, r.to_service_id::int4,"
-        " (CASE r.priority WHEN 'URGENT' THEN 0 WHEN 'TWO_WEEK_WAIT' THEN 1 ELSE 2 END)::int4,"
+        f" (array_position({_literal(priorities)}::text[], r.priority) - 1)::int4,"
         f" ({_TODAY} - {_day('r.clock_start')})::int4,"
         f" (r.breach_date - {_TODAY})::int4,"
         f" coalesce(r.earliest_date - {_TODAY}, -100000)::int4,"

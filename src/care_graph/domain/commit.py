@@ -19,7 +19,7 @@ from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matching.plan import plan_key
 
 BATCH = 2500  # small enough to share a plan evenly between workers
-MAY_COMMIT = frozenset({"clinician", "scheduler", "admin"})
+MAY_MATCH = frozenset({"clinician", "scheduler", "admin"})  # who proposes and commits plans
 
 Booked = tuple[int, int, int]  # (appointment, referral, slot)
 
@@ -44,7 +44,7 @@ async def commit_plan(
     """Book a plan's (referral, slot) pairs in batches, on up to ``workers`` connections
     borrowed from ``database`` at once (a OneConnection serves one worker); safe to run
     again with the same pairs and batch size."""
-    if actor.role not in MAY_COMMIT:
+    if actor.role not in MAY_MATCH:
         raise CareGraphError(ErrorCode.FORBIDDEN, "plans are committed by clinic staff")
     key = plan_key(pairs)
     ordered = sorted(pairs)

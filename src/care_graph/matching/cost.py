@@ -16,7 +16,8 @@ import numpy.typing as npt
 
 from care_graph.domain.waiting_times import Priority
 
-TIERS: dict[Priority, int] = {Priority.URGENT: 0, Priority.TWO_WEEK_WAIT: 1, Priority.ROUTINE: 2}
+TIER_ORDER = (Priority.URGENT, Priority.TWO_WEEK_WAIT, Priority.ROUTINE)  # tier = position
+TIERS: dict[Priority, int] = {priority: tier for tier, priority in enumerate(TIER_ORDER)}
 IntArray = npt.NDArray[np.int64]
 
 

@@ -16,9 +16,9 @@ from care_graph.db.pool import Connection
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matcher import Matcher
 from care_graph.matching.candidates import candidate_edges
-from care_graph.matching.cost import CostModel
+from care_graph.matching.cost import TIER_ORDER, CostModel
 
-PRIORITIES = ("URGENT", "TWO_WEEK_WAIT", "ROUTINE")
+PRIORITIES = tuple(str(priority) for priority in TIER_ORDER)  # by tier
 MAX_LISTED = 1000  # assignments and unmatched referrals a kept plan shows, most urgent first
 PLAN_LIFETIME_HOURS = 24  # a plan older than this is proposed again rather than committed
 
@@ -125,7 +125,9 @@ async def propose_with_instance(
     timings: dict[str, float] = {}
     started = time.perf_counter()
     skills = await store.skill_codes(connection)
-    referrals = await store.waiting_referrals(connection, scope.services, scope.regions, skills)
+    referrals = await store.waiting_referrals(
+        connection, scope.services, scope.regions, skills, list(PRIORITIES)
+    )
     slots = await store.free_slots(
         connection, scope.services, scope.regions, scope.horizon_days, scope.site_ids
     )
