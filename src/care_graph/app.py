@@ -92,5 +92,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = config
     app.state.tokens = tokens
-    app.state.graphql = GraphQLService(schema, introspection=config.introspection)
+    app.state.graphql = GraphQLService(
+        schema, introspection=config.introspection, cost_model=config.cost_model
+    )
     return app

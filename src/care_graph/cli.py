@@ -290,7 +290,9 @@ def match(
         instance = None
         key = plan_key
         if key is None:
-            plan, instance = await propose_with_instance(connection, scope, every_slot=compare)
+            plan, instance = await propose_with_instance(
+                connection, scope, settings.cost_model, every_slot=compare
+            )
             pairs = pairs_of(plan)
             key = await keep(connection, plan, actor.subject)
         else:
@@ -304,7 +306,8 @@ def match(
                 await pool.close()
         return plan, instance, key, committed
 
-    with database_url(Settings.from_environment()) as url:
+    settings = Settings.from_environment()
+    with database_url(settings) as url:
         plan, instance, key, committed = _run(_with_connection(url, run))
     progress = Progress("match")
     for phase, seconds in plan.timings.items():

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import platformdirs
 
+from care_graph.matching.cost import CostModel
+
 
 @dataclass(frozen=True, slots=True)
 class Settings:
@@ -25,6 +27,7 @@ class Settings:
     development: bool
     introspection: bool
     anonymous_role: str | None
+    cost_model: CostModel
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -40,6 +43,7 @@ class Settings:
             development=development,
             introspection=_flag_from_env("CARE_GRAPH_INTROSPECTION", default=development),
             anonymous_role=os.environ.get("CARE_GRAPH_ANONYMOUS_ROLE") or None,
+            cost_model=_cost_model_from_env("CARE_GRAPH_MATCH_WEIGHTS"),
         )
 
 
@@ -51,6 +55,13 @@ def _int_from_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _cost_model_from_env(name: str) -> CostModel:
+    try:
+        return CostModel.parse(os.environ.get(name, ""))
+    except ValueError as error:
+        raise ValueError(f"{name}: {error}") from None
 
 
 def _flag_from_env(name: str, *, default: bool) -> bool:

@@ -190,7 +190,9 @@ async def run_matching(
     if plan_key is None:
         sites = None if viewer.site_ids is None else list(viewer.site_ids)
         proposed = await propose(
-            connection, Scope(scope.services, scope.regions, scope.horizon_days, sites)
+            connection,
+            Scope(scope.services, scope.regions, scope.horizon_days, sites),
+            info.context.cost_model,
         )
         pairs = pairs_of(proposed)
         plan_key = await keep(connection, proposed, viewer.subject)

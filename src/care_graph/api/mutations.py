@@ -53,6 +53,7 @@ async def _offer(info: strawberry.Info, freed: booking.Freed | None) -> None:
             [freed.slot_id],
             _actor(info),
             excluded_referral=freed.referral_id,
+            model=info.context.cost_model,
         )
 
 
@@ -392,7 +393,9 @@ class Mutation:
             first_day=input.first_day,
             last_day=input.last_day,
         )
-        await offers.offer_slots(info.context.loaders.connection, slots, _actor(info))
+        await offers.offer_slots(
+            info.context.loaders.connection, slots, _actor(info), model=info.context.cost_model
+        )
         return PublishRosterPayload(slot_count=len(slots))
 
     @mutation("Block slots; their bookings are cancelled and notified.")

@@ -32,6 +32,7 @@ from care_graph.api.policy import policy_for
 from care_graph.api.resolve import Loaders
 from care_graph.auth import Viewer
 from care_graph.db.pool import Connection, ConnectionSource
+from care_graph.matching.cost import CostModel
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -63,6 +64,7 @@ class RequestContext:
 
     loaders: Loaders
     viewer: Viewer
+    cost_model: CostModel
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +93,10 @@ class GraphQLService:
         introspection: bool = True,
         limits: Limits | None = None,
         cache_size: int = 512,
+        cost_model: CostModel | None = None,
     ) -> None:
         self.schema = schema
+        self.cost_model = cost_model or CostModel()
         self.graphql_schema: GraphQLSchema = schema._schema
         self.catalog = Catalog.from_schema(self.graphql_schema)
         self.compiler = Compiler(self.graphql_schema, self.catalog)
@@ -216,7 +220,7 @@ class GraphQLService:
         viewer: Viewer,
     ) -> bytes:
         """Run one request on the resolver path only (the compiler's oracle in tests)."""
-        context = RequestContext(Loaders(connection, self.catalog, viewer), viewer)
+        context = RequestContext(Loaders(connection, self.catalog, viewer), viewer, self.cost_model)
         # one transaction: the audit events of what is read commit with the request, or not at all
         async with connection.transaction():
             result = await self.schema.execute(

@@ -4,12 +4,14 @@ Priority comes first and is not a weight: tiers are lexicographic (care_graph.ma
 more urgent referral seen always beats any number of routine ones. Within a tier the matcher
 maximises the sum of integer weights below. Per-referral terms (waiting, breach risk) decide who
 is matched when there is not room for everyone; per-edge terms (timeliness, travel, delay,
-preference) decide which slot each one gets. Every number is configuration.
+preference) decide which slot each one gets. Every number is configuration: the
+environment's CARE_GRAPH_MATCH_WEIGHTS (``per_km=30,preferred_site_bonus=1000``) overrides any
+of them for the server and the CLI alike.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 import numpy.typing as npt
@@ -33,6 +35,24 @@ class CostModel:
     per_km: int = 25  # travel from the patient's home to the site
     per_day_until: int = 15  # days until the appointment
     preferred_site_bonus: int = 800  # the site is one the patient asked for
+
+    @classmethod
+    def parse(cls, text: str) -> CostModel:
+        """The model with the ``name=points`` pairs of ``text`` (comma-separated) in place of
+        the defaults; an unknown name or a points value that is not a whole number of zero or
+        more is refused, naming it."""
+        known = [item.name for item in fields(cls)]
+        values: dict[str, int] = {}
+        for part in (piece.strip() for piece in text.split(",")):
+            if not part:
+                continue
+            name, _, raw = (piece.strip() for piece in part.partition("="))
+            if name not in known:
+                raise ValueError(f"unknown matching weight {name!r}; known: {', '.join(known)}")
+            if not raw.isdigit():
+                raise ValueError(f"matching weight {name} must be a whole number >= 0, got {raw!r}")
+            values[name] = int(raw)
+        return cls(**values)
 
     def components(
         self,
