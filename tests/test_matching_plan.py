@@ -13,6 +13,7 @@ import pytest
 
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
+from care_graph.db.matching_store import candidates_for_slots
 from care_graph.db.pool import OneConnection, connect, create_pool
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import commit_plan
@@ -496,3 +497,55 @@ async def test_a_referral_holding_an_offer_is_neither_matched_nor_offered_more(
     assert offered == {11: 2}
     # once the holds lapse, 1 waits again and slots 11 and 21 are on offer again
     assert {item["referral"]: item["slot"] for item in after_lapse.assignments}[1] == 11
+
+
+async def test_reach_boxes_hold_every_place_within_reach(commit_world_url: str) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        # homes anywhere, each with a place at a random bearing no further than its reach
+        counts = await connection.fetchrow(
+            """
+            WITH home AS (
+                SELECT radians(random() * 170 - 85) AS lat1, radians(random() * 358 - 179) AS lon1,
+                       1 + random() * 1500 AS km, radians(random() * 360) AS bearing,
+                       random() AS share
+                FROM generate_series(1, 20000)),
+            place AS (
+                SELECT *, asin(sin(lat1) * cos(angle) + cos(lat1) * sin(angle) * cos(bearing))
+                          AS lat2
+                FROM (SELECT *, km * share / 6371.0088 AS angle FROM home) h),
+            reached AS (
+                SELECT degrees(lat1) AS lat1, degrees(lon1) AS lon1, km, degrees(lat2) AS lat2,
+                       degrees(lon1 + atan2(sin(bearing) * sin(angle) * cos(lat1),
+                               cos(angle) - sin(lat1) * sin(lat2))) AS lon2
+                FROM place)
+            SELECT count(*) FILTER (WHERE NOT reach_box(lat1, lon1, km)
+                                    @> box(point(lon2, lat2), point(lon2, lat2))),
+                   count(*)
+            FROM reached
+            WHERE lon2 BETWEEN -180 AND 180 AND great_circle_km(lat1, lon1, lat2, lon2) <= km
+            """
+        )
+    finally:
+        await connection.close()
+    assert counts is not None
+    outside, inside = counts
+    assert inside > 15000
+    assert outside == 0
+
+
+async def test_a_patient_who_moves_is_offered_slots_near_the_new_home(
+    commit_world_url: str,
+) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        before = await candidates_for_slots(connection, [11], None)
+        # Ivy (referral 5, 30 km at most) moves from Manchester to Camden
+        await connection.execute(
+            "UPDATE patients SET latitude = 51.54, longitude = -0.14 WHERE id = 2"
+        )
+        after = await candidates_for_slots(connection, [11], None)
+    finally:
+        await connection.close()
+    assert 5 not in {row["id"] for row in before}
+    assert 5 in {row["id"] for row in after}

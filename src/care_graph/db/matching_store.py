@@ -194,9 +194,10 @@ async def candidates_for_slots(
     connection: Connection, slot_ids: list[int], excluded_referral: int | None
 ) -> list[Any]:
     """Each (free slot, waiting referral — as ``waiting_referrals`` has them) pair that meets
-    every hard constraint: the slot's
-    service, not before the referral's earliest date, within its maximum travel, with any
-    skill it needs held by the slot's clinician; and what the cost model weighs."""
+    every hard constraint: the slot's service, not before the referral's earliest date,
+    within its maximum travel, with any skill it needs held by the slot's clinician; and what
+    the cost model weighs. Only referrals whose reach box holds the slot's site are looked at
+    (migration 0011), found through their index."""
     rows: list[Any] = await connection.fetch(
         """
         WITH freed AS (
@@ -205,31 +206,24 @@ async def candidates_for_slots(
         places AS (
             SELECT DISTINCT f.service_id, t.id AS site_id, t.latitude, t.longitude
             FROM freed f JOIN sites t ON t.id = f.site_id),
-        waiting AS (
+        reach AS MATERIALIZED (  -- each waiting referral near a freed slot's site, measured
             SELECT r.id, r.priority, r.to_service_id, r.clock_start, r.breach_date,
-                   r.earliest_date, r.max_travel_km, r.required_skill, r.preferred_site_ids,
-                   p.latitude, p.longitude
-            FROM referrals r
+                   r.earliest_date, r.required_skill, r.preferred_site_ids, l.site_id,
+                   great_circle_km(p.latitude, p.longitude, l.latitude, l.longitude) AS km,
+                   r.max_travel_km
+            FROM places l
+            JOIN referrals r ON r.to_service_id = l.service_id
+             AND r.reach @> box(point(l.longitude, l.latitude), point(l.longitude, l.latitude))
             -- each patient by key: OFFSET 0 keeps the planner from hashing the whole
             -- patients table for a few thousand lookups
             CROSS JOIN LATERAL (SELECT latitude, longitude FROM patients
                                 WHERE id = r.patient_id OFFSET 0) p
-            WHERE r.to_service_id IN (SELECT service_id FROM places) AND r.status = 'ACCEPTED'
-              AND r.id IS DISTINCT FROM $2
+            WHERE r.status = 'ACCEPTED' AND r.id IS DISTINCT FROM $2
               AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.referral_id = r.id
                   AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))
               AND NOT """
         + _HOLDS_AN_OFFER
-        + f"""),
-        reach AS MATERIALIZED (  -- each referral's distance to each site, once
-            SELECT w.*, l.site_id,
-                   great_circle_km(w.latitude, w.longitude, l.latitude, l.longitude) AS km
-            FROM places l JOIN waiting w ON w.to_service_id = l.service_id
-            -- a degree of latitude is at least 111.19 km of great circle: a cheap, safe bound
-            WHERE w.max_travel_km IS NULL
-               OR (abs(w.latitude - l.latitude) * 111.19 <= w.max_travel_km
-                   AND great_circle_km(w.latitude, w.longitude, l.latitude, l.longitude)
-                       <= w.max_travel_km))
+        + f""")
         SELECT s.id AS slot_id, w.id, w.priority,
                ({_TODAY} - {_day("w.clock_start")}) AS waited_days,
                (w.breach_date - {_TODAY}) AS days_to_breach,
@@ -237,7 +231,8 @@ async def candidates_for_slots(
                w.km, s.site_id = ANY(w.preferred_site_ids) AS preferred
         FROM freed s
         JOIN reach w ON w.site_id = s.site_id AND w.to_service_id = s.service_id
-        WHERE (w.earliest_date IS NULL OR w.earliest_date <= {_day("s.starts_at")})
+        WHERE (w.max_travel_km IS NULL OR w.km <= w.max_travel_km)
+          AND (w.earliest_date IS NULL OR w.earliest_date <= {_day("s.starts_at")})
           AND (w.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
                WHERE k.staff_id = s.staff_id AND k.skill_code = w.required_skill))
         ORDER BY w.id, s.id
