@@ -16,6 +16,7 @@ from care_graph.api.args import Arg, Params
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.api.ids import decode_cursor, decode_global_id
 from care_graph.api.policy import Policy
+from care_graph.clinic_time import midnight_sql
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -398,7 +399,7 @@ REACHABLE_SITES = (
 CANDIDATE_SLOTS = replace(
     SLOTS.nested(
         "{t}.status = 'free' AND {t}.service_id = {p}.to_service_id"
-        " AND {t}.starts_at >= greatest(now(), {p}.earliest_date::timestamptz)"
+        " AND {t}.starts_at >= greatest(now(), " + midnight_sql("{p}.earliest_date") + ")"
         " AND ({p}.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k"
         " WHERE k.staff_id = {t}.staff_id AND k.skill_code = {p}.required_skill))"
     ),

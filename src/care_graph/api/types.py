@@ -29,6 +29,7 @@ from care_graph.api.inputs import (
     ServiceFilter,
     SlotFilter,
 )
+from care_graph.clinic_time import TODAY_SQL, day_sql
 from care_graph.domain.lifecycle import FHIR_STATUS
 
 NodeT = TypeVar("NodeT")
@@ -280,10 +281,11 @@ class Referral(Node):
     clock_start: datetime = column("{t}.clock_start")
     breach_date: date = column("{t}.breach_date", "When the waiting-time standard breaches.")
     waiting_days: int = column(
-        "(current_date - {t}.clock_start::date)", "Days since the clock started."
+        f"({TODAY_SQL} - " + day_sql("{t}.clock_start") + ")", "Days since the clock started."
     )
     days_to_breach: int = column(
-        "({t}.breach_date - current_date)", "Days left before breach; negative once breached."
+        "({t}.breach_date - " + TODAY_SQL + ")",
+        "Days left before breach; negative once breached.",
     )
     earliest_date: date | None = column("{t}.earliest_date", "Not bookable before this date.")
     max_travel_km: float | None = column("{t}.max_travel_km", "Farthest the patient will go.")

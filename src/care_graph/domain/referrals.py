@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
+from care_graph.clinic_time import clinic_date
 from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor, Freed, cancel_appointment_locked
@@ -77,7 +78,7 @@ async def create_referral(
                 "priority": str(priority),
                 "clock_start": now,
                 "breach_date": (standards or WaitingStandards.from_environment()).breach_date(
-                    priority, now.date()
+                    priority, clinic_date(now)
                 ),
                 "earliest_date": constraints.earliest_date,
                 "max_travel_km": constraints.max_travel_km,
@@ -125,7 +126,7 @@ async def triage_referral(
                 changes["priority"] = str(priority)
                 changes["breach_date"] = (
                     standards or WaitingStandards.from_environment()
-                ).breach_date(priority, referral["clock_start"].date())
+                ).breach_date(priority, clinic_date(referral["clock_start"]))
             await care_store.update_referral(connection, referral_id, **changes)
             result = referral_id
         elif decision is Decision.REJECT:

@@ -11,13 +11,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import numpy.typing as npt
 
 from care_graph._matcher import nearest_k
-from care_graph.clinic_time import CLINIC_ZONE
+from care_graph.clinic_time import CLINIC_TIME
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.nhs import synthetic_nhs_numbers
 from care_graph.seed import catalogue
@@ -28,7 +27,6 @@ IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 Column = npt.NDArray[Any] | list[Any]
 
-CLINIC_TIME = ZoneInfo(CLINIC_ZONE)
 SESSIONS = ((time(9, 0), time(13, 0)), (time(13, 30), time(17, 30)))  # morning, afternoon clinics
 SESSION_WORKED = (0.85, 0.70)
 DAY_WORKED = 0.8
