@@ -21,8 +21,9 @@ def test_weights_override_only_what_they_name() -> None:
     ("text", "complaint"),
     [
         ("per_mile=3", "unknown matching weight 'per_mile'"),
-        ("per_km=-1", "per_km must be a whole number >= 0, got '-1'"),
-        ("per_km", "per_km must be a whole number >= 0, got ''"),
+        ("per_km=-1", "per_km must be a whole number from 0 to 100,000, got '-1'"),
+        ("per_km", "per_km must be a whole number from 0 to 100,000, got ''"),
+        ("per_km=1099511627776", "per_km must be a whole number from 0 to 100,000"),
     ],
 )
 def test_bad_weights_are_refused_by_name(text: str, complaint: str) -> None:

@@ -25,6 +25,9 @@ from care_graph.matching.plan import (
     TAKEN,
     Plan,
     Scope,
+    keep,
+    kept,
+    pairs_of,
     propose,
     propose_with_instance,
 )
@@ -325,6 +328,80 @@ async def test_a_plan_key_is_checked(commit_world_url: str) -> None:
         finally:
             await connection.close()
         assert await code(COMMIT, key) == "PLAN_EXPIRED"
+        # proposing again gives a new plan, with a key of its own, that can be committed
+        again = (await client.post("/graphql", json={"query": PROPOSE_KEY})).json()
+        fresh = again["data"]["runMatching"]["planKey"]
+        assert fresh != key
+        committed = (
+            await client.post("/graphql", json={"query": COMMIT, "variables": {"key": fresh}})
+        ).json()
+        assert committed["data"]["runMatching"]["committed"]["booked"] == 3
+
+
+async def test_commit_books_the_kept_plan_even_when_a_fresh_one_would_differ(
+    commit_world_url: str,
+) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        plan = await propose(connection, Scope())
+        key = await keep(connection, plan, "clerk")
+        # an urgent referral arrives after the plan was read: a fresh plan would seat it
+        await connection.execute(
+            "INSERT INTO referrals (id, ubrn, patient_id, referrer_name, referrer_kind,"
+            " to_service_id, priority, status, received_at, clock_start, breach_date,"
+            " max_travel_km) VALUES (6, '100000000006', 1, 'Dr A', 'GP', 1, 'URGENT',"
+            " 'ACCEPTED', now(), now(), current_date + 5, 30)"
+        )
+        fresh = await propose(connection, Scope())
+        kept_plan, pairs = await kept(connection, key)
+        done = await commit_plan(
+            OneConnection(connection), Actor("clerk", "scheduler"), pairs, key=key
+        )
+    finally:
+        await connection.close()
+    assert 6 in {item["referral"] for item in fresh.assignments}
+    assert kept_plan.summary == plan.summary
+    assert sorted(booked[1:] for booked in done.booked) == sorted(pairs_of(plan))
+
+
+async def test_a_shared_plan_is_booked_site_by_site_by_whoever_may(
+    commit_world_url: str,
+) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        plan = await propose(connection, Scope())
+        key = await keep(connection, plan, "admin")
+        pairs = pairs_of(plan)
+        manchester = await commit_plan(
+            OneConnection(connection), Actor("clerk", "scheduler", None, (2,)), pairs, key=key
+        )
+        everyone = await commit_plan(
+            OneConnection(connection), Actor("admin", "admin"), pairs, key=key
+        )
+    finally:
+        await connection.close()
+    assert [referral for _, referral, _ in manchester.booked] == [5]
+    assert sorted(referral for _, referral, _ in everyone.booked) == [1, 2]
+    assert everyone.skipped == [(5, 21)]  # booked already, by the Manchester clerk
+
+
+async def test_a_referral_offered_a_slot_after_the_plan_is_not_booked_by_it(
+    commit_world_url: str,
+) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        plan = await propose(connection, Scope())
+        await connection.execute(
+            "UPDATE slots SET status = 'busy-tentative', held_for_referral_id = 1,"
+            " hold_expires_at = now() + interval '30 minutes' WHERE id = 21"
+        )
+        done = await commit_plan(
+            OneConnection(connection), Actor("clerk", "scheduler"), pairs_of(plan)
+        )
+    finally:
+        await connection.close()
+    assert (1, 11) in done.skipped  # 1 waits for its answer on slot 21
+    assert sorted(referral for _, referral, _ in done.booked) == [2]  # 21 is held, so 5 waits
 
 
 async def test_commit_is_idempotent_and_skips_what_changed(commit_world_url: str) -> None:
@@ -502,14 +579,20 @@ async def test_a_referral_holding_an_offer_is_neither_matched_nor_offered_more(
 async def test_reach_boxes_hold_every_place_within_reach(commit_world_url: str) -> None:
     connection = await connect(commit_world_url)
     try:
-        # homes anywhere, each with a place at a random bearing no further than its reach
+        await connection.execute("SELECT setseed(0.42)")
+        # homes anywhere with a place at a random bearing no further than their reach, and
+        # homes at chosen latitudes with places at their full reach in every direction
         counts = await connection.fetchrow(
             """
             WITH home AS (
                 SELECT radians(random() * 170 - 85) AS lat1, radians(random() * 358 - 179) AS lon1,
                        1 + random() * 1500 AS km, radians(random() * 360) AS bearing,
                        random() AS share
-                FROM generate_series(1, 20000)),
+                FROM generate_series(1, 20000)
+                UNION ALL
+                SELECT radians(lat), radians(-2.5), km, radians(bearing), 0.999999
+                FROM unnest(ARRAY[0, 30, 51.5, 60, 75]) lat,
+                     unnest(ARRAY[5, 50, 400]) km, generate_series(0, 359) bearing),
             place AS (
                 SELECT *, asin(sin(lat1) * cos(angle) + cos(lat1) * sin(angle) * cos(bearing))
                           AS lat2
@@ -530,8 +613,26 @@ async def test_reach_boxes_hold_every_place_within_reach(commit_world_url: str) 
         await connection.close()
     assert counts is not None
     outside, inside = counts
-    assert inside > 15000
+    assert inside > 20000
     assert outside == 0
+
+
+async def test_every_referral_written_gets_the_reach_of_its_home(commit_world_url: str) -> None:
+    connection = await connect(commit_world_url)
+    try:
+        misplaced = await connection.fetchval(
+            "SELECT count(*) FROM referrals r JOIN patients p ON p.id = r.patient_id"
+            " WHERE r.reach IS NULL"
+            " OR NOT r.reach ~= reach_box(p.latitude, p.longitude, r.max_travel_km)"
+        )
+        await connection.execute("UPDATE referrals SET max_travel_km = 5 WHERE id = 5")
+        narrowed = await connection.fetchval(
+            "SELECT reach ~= reach_box(53.45, -2.22, 5) FROM referrals WHERE id = 5"
+        )
+    finally:
+        await connection.close()
+    assert misplaced == 0
+    assert narrowed is True
 
 
 async def test_a_patient_who_moves_is_offered_slots_near_the_new_home(
@@ -549,3 +650,23 @@ async def test_a_patient_who_moves_is_offered_slots_near_the_new_home(
         await connection.close()
     assert 5 not in {row["id"] for row in before}
     assert 5 in {row["id"] for row in after}
+
+
+async def test_offers_made_at_once_never_choose_the_same_referral(commit_world_url: str) -> None:
+    first, second = await connect(commit_world_url), await connect(commit_world_url)
+    clerk = Actor("clerk", "scheduler")
+    try:
+        open_transaction = first.transaction()
+        await open_transaction.start()
+        to_first = await offer_slots(first, [11], clerk)
+        later = asyncio.create_task(offer_slots(second, [12], clerk))
+        await asyncio.sleep(0.3)
+        waited = not later.done()  # the second offer waits for the first to be settled
+        await open_transaction.commit()
+        to_second = await later
+    finally:
+        await first.close()
+        await second.close()
+    assert to_first == {11: 1}
+    assert waited
+    assert to_second == {12: 2}  # 1 already holds an offer

@@ -301,7 +301,7 @@ def match(
         if commit or plan_key is not None:
             pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)
             try:
-                committed = await commit_plan(pool, actor, pairs, workers=workers)
+                committed = await commit_plan(pool, actor, pairs, key=key, workers=workers)
             finally:
                 await pool.close()
         return plan, instance, key, committed

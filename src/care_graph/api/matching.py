@@ -207,6 +207,7 @@ async def run_matching(
         OneConnection(connection),
         Actor(viewer.subject, str(viewer.role), None, viewer.site_ids),
         pairs,
+        key=plan_key,
     )
     skipped = [
         SkippedPair(

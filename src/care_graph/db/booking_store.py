@@ -221,8 +221,12 @@ async def book_pairs(
             SELECT DISTINCT ON (w.slot_id) w.referral_id, w.slot_id
             FROM wanted w JOIN waiting r ON r.id = w.referral_id
             JOIN offered s ON s.id = w.slot_id AND s.service_id = r.to_service_id
-            WHERE s.status = 'free' OR s.hold_expires_at <= now()
-               OR s.held_for_referral_id = w.referral_id
+            WHERE (s.status = 'free' OR s.hold_expires_at <= now()
+                   OR s.held_for_referral_id = w.referral_id)
+              -- a referral offered another slot since the plan was made waits for its answer
+              AND NOT EXISTS (SELECT 1 FROM slots h WHERE h.held_for_referral_id = w.referral_id
+                  AND h.id <> w.slot_id AND h.status = 'busy-tentative'
+                  AND h.hold_expires_at > now())
             ORDER BY w.slot_id, w.referral_id),
         booked AS (
             INSERT INTO appointments (referral_id, slot_id, booked_by)

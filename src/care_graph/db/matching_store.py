@@ -6,21 +6,12 @@ from typing import Any
 
 import numpy.typing as npt
 
-from care_graph.clinic_time import CLINIC_ZONE
+from care_graph.clinic_time import TODAY_SQL, day_sql
 from care_graph.db.arrays import fetch_columns
 from care_graph.db.pool import Connection
 from care_graph.errors import CareGraphError, ErrorCode
 
 Arrays = dict[str, npt.NDArray[Any]]
-
-# Days are counted on the clinics' calendar, whatever the session's time zone.
-_TODAY = f"(now() AT TIME ZONE '{CLINIC_ZONE}')::date"
-
-
-def _day(instant: str) -> str:
-    """SQL for the clinics' calendar day of a timestamptz expression."""
-    return f"({instant} AT TIME ZONE '{CLINIC_ZONE}')::date"
-
 
 _SCOPE_REFERRALS = (
     " AND ($1::text[] IS NULL OR r.to_service_id IN (SELECT id FROM services"
@@ -68,9 +59,9 @@ async def waiting_referrals(
     query = _scoped(
         "SELECT r.id::int8, r.to_service_id::int4,"
         f" (array_position({_literal(priorities)}::text[], r.priority) - 1)::int4,"
-        f" ({_TODAY} - {_day('r.clock_start')})::int4,"
-        f" (r.breach_date - {_TODAY})::int4,"
-        f" coalesce(r.earliest_date - {_TODAY}, -100000)::int4,"
+        f" ({TODAY_SQL} - {day_sql('r.clock_start')})::int4,"
+        f" (r.breach_date - {TODAY_SQL})::int4,"
+        f" coalesce(r.earliest_date - {TODAY_SQL}, -100000)::int4,"
         " coalesce(r.max_travel_km, 1e9)::float8,"
         f" coalesce(array_position({_literal(skills)}::text[], r.required_skill) - 1,"
         " -1)::int4,"
@@ -137,7 +128,7 @@ async def free_slots(
     query = _scoped(
         "SELECT s.id::int8, s.service_id::int4, s.site_id::int4, s.staff_id::int4,"
         " (extract(epoch FROM s.starts_at - now()) / 60)::int8,"
-        f" ({_day('s.starts_at')} - {_TODAY})::int4"
+        f" ({day_sql('s.starts_at')} - {TODAY_SQL})::int4"
         " FROM slots s WHERE (s.status = 'free' OR (s.status = 'busy-tentative'"
         " AND s.hold_expires_at <= now())) AND s.starts_at > now()"
         f" AND s.starts_at < now() + interval '{int(horizon_days)} days'"
@@ -225,14 +216,14 @@ async def candidates_for_slots(
         + _HOLDS_AN_OFFER
         + f""")
         SELECT s.id AS slot_id, w.id, w.priority,
-               ({_TODAY} - {_day("w.clock_start")}) AS waited_days,
-               (w.breach_date - {_TODAY}) AS days_to_breach,
-               ({_day("s.starts_at")} - {_TODAY}) AS days_until,
+               ({TODAY_SQL} - {day_sql("w.clock_start")}) AS waited_days,
+               (w.breach_date - {TODAY_SQL}) AS days_to_breach,
+               ({day_sql("s.starts_at")} - {TODAY_SQL}) AS days_until,
                w.km, s.site_id = ANY(w.preferred_site_ids) AS preferred
         FROM freed s
         JOIN reach w ON w.site_id = s.site_id AND w.to_service_id = s.service_id
         WHERE (w.max_travel_km IS NULL OR w.km <= w.max_travel_km)
-          AND (w.earliest_date IS NULL OR w.earliest_date <= {_day("s.starts_at")})
+          AND (w.earliest_date IS NULL OR w.earliest_date <= {day_sql("s.starts_at")})
           AND (w.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
                WHERE k.staff_id = s.staff_id AND k.skill_code = w.required_skill))
         ORDER BY w.id, s.id
@@ -241,6 +232,17 @@ async def candidates_for_slots(
         excluded_referral,
     )
     return rows
+
+
+async def serialize_offers(connection: Connection, slot_ids: list[int]) -> None:
+    """Make offers of the same services' slots wait for each other until commit, so that two
+    at once cannot both choose the same waiting referral (a referral has one service)."""
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock(hashtext('care_graph.offers'), service_id)"
+        " FROM (SELECT DISTINCT service_id FROM slots WHERE id = ANY($1::bigint[])"
+        " ORDER BY service_id) s",
+        slot_ids,
+    )
 
 
 async def announce_offer(connection: Connection, slot_id: int, referral_id: int) -> None:
@@ -262,10 +264,13 @@ async def save_plan(
     pairs: list[tuple[int, int]],
     shown: dict[str, Any],
 ) -> None:
-    """Keep a proposed plan under its key (the same pairs proposed again keep the first)."""
+    """Keep a proposed plan under its key, and let go of plans a week past proposing."""
+    await connection.execute(
+        "DELETE FROM matching_plans WHERE proposed_at < now() - interval '7 days'"
+    )
     await connection.execute(
         "INSERT INTO matching_plans (key, proposed_by, referral_ids, slot_ids, shown)"
-        " VALUES ($1, $2, $3::bigint[], $4::bigint[], $5) ON CONFLICT (key) DO NOTHING",
+        " VALUES ($1, $2, $3::bigint[], $4::bigint[], $5)",
         key,
         proposed_by,
         [referral for referral, _ in pairs],

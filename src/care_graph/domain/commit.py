@@ -10,13 +10,13 @@ most once, so batches touch disjoint rows, and each locks its rows in id order."
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from dataclasses import dataclass
 
 from care_graph.db import booking_store as store
 from care_graph.db.pool import Connection, ConnectionSource
 from care_graph.domain.booking import Actor, in_transaction
 from care_graph.errors import CareGraphError, ErrorCode
-from care_graph.matching.plan import plan_key
 
 BATCH = 2500  # small enough to share a plan evenly between workers
 MAY_MATCH = frozenset({"clinician", "scheduler", "admin"})  # who proposes and commits plans
@@ -33,20 +33,38 @@ class Committed:
     skipped: list[tuple[int, int]]  # (referral, slot) that no longer held
 
 
+def plan_key(pairs: list[tuple[int, int]]) -> str:
+    """The identity of a plan committed without being kept: its pairs, whatever their
+    order."""
+    digest = hashlib.sha256(repr(sorted(pairs)).encode()).hexdigest()
+    return f"plan:{digest[:40]}"
+
+
+def _scope_of(actor: Actor) -> str:
+    """Which sites a committer may book at, as part of a batch's key: a clerk bound to some
+    sites books a shared plan's pairs there, and leaves the rest for someone who may."""
+    if actor.site_ids is None:
+        return "all"
+    return hashlib.sha256(repr(sorted(actor.site_ids)).encode()).hexdigest()[:12]
+
+
 async def commit_plan(
     database: ConnectionSource,
     actor: Actor,
     pairs: list[tuple[int, int]],
     *,
+    key: str | None = None,
     workers: int = 1,
     batch_size: int = BATCH,
 ) -> Committed:
     """Book a plan's (referral, slot) pairs in batches, on up to ``workers`` connections
     borrowed from ``database`` at once (a OneConnection serves one worker); safe to run
-    again with the same pairs and batch size."""
+    again with the same plan (``key``: a kept plan's; else its pairs say which) and batch
+    size."""
     if actor.role not in MAY_MATCH:
         raise CareGraphError(ErrorCode.FORBIDDEN, "plans are committed by clinic staff")
-    key = plan_key(pairs)
+    key = key or plan_key(pairs)
+    scope = _scope_of(actor)
     ordered = sorted(pairs)
     batches = [ordered[index : index + batch_size] for index in range(0, len(ordered), batch_size)]
     outcomes: list[list[Booked]] = [[] for _ in batches]
@@ -56,7 +74,11 @@ async def commit_plan(
         async with database.acquire() as connection:
             for number in queue:
                 outcomes[number] = await _commit_batch(
-                    connection, actor, f"{key}:{batch_size}:{number}", key, batches[number]
+                    connection,
+                    actor,
+                    f"{key}:{scope}:{batch_size}:{number}",
+                    key,
+                    batches[number],
                 )
 
     tasks = [asyncio.create_task(work()) for _ in range(max(1, min(workers, len(batches))))]

@@ -46,6 +46,7 @@ async def offer_slots(
     ordered_slots = sorted(set(slot_ids))
     async with connection.transaction():
         await booking_store.lock_slots(connection, ordered_slots)
+        await matching_store.serialize_offers(connection, ordered_slots)
         rows = await matching_store.candidates_for_slots(
             connection, ordered_slots, excluded_referral
         )

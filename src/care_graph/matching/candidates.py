@@ -9,9 +9,10 @@ produced.
 
 Which slots of a run a referral is offered: its soonest (from its earliest date) and a window
 placed by how pressing it is among the referrals reaching that run — the referral nearest its
-breach at the front, the one with most time to spare at the back. The windows of the referrals
-competing for a run cover the whole run, so a busy site's later slots are candidates for
-someone, and a referral's candidates lie where the optimum is likely to place it. URGENT and
+breach at the front, the one with most time to spare at the back. When more referrals compete
+for a run than one window holds, their windows together cover the whole run, so a busy site's
+later slots are candidates for someone; and a referral's candidates lie where the optimum is
+likely to place it. URGENT and
 TWO_WEEK_WAIT referrals, few and the ones whose place matters most, see four times as many.
 On the `region` demo data this sparse graph loses nothing measurable against offering every
 feasible slot (the same urgent referrals seen before breach, the same number matched) with

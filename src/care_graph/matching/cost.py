@@ -21,6 +21,8 @@ from care_graph.domain.waiting_times import Priority
 TIER_ORDER = (Priority.URGENT, Priority.TWO_WEEK_WAIT, Priority.ROUTINE)  # tier = position
 TIERS: dict[Priority, int] = {priority: tier for tier, priority in enumerate(TIER_ORDER)}
 IntArray = npt.NDArray[np.int64]
+# per unit: years of waiting at this many points a day still weigh well inside the matcher's range
+MAX_POINTS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,8 +41,8 @@ class CostModel:
     @classmethod
     def parse(cls, text: str) -> CostModel:
         """The model with the ``name=points`` pairs of ``text`` (comma-separated) in place of
-        the defaults; an unknown name or a points value that is not a whole number of zero or
-        more is refused, naming it."""
+        the defaults; an unknown name or a points value that is not a whole number from 0 to
+        ``MAX_POINTS`` is refused, naming it."""
         known = [item.name for item in fields(cls)]
         values: dict[str, int] = {}
         for part in (piece.strip() for piece in text.split(",")):
@@ -49,8 +51,11 @@ class CostModel:
             name, _, raw = (piece.strip() for piece in part.partition("="))
             if name not in known:
                 raise ValueError(f"unknown matching weight {name!r}; known: {', '.join(known)}")
-            if not raw.isdigit():
-                raise ValueError(f"matching weight {name} must be a whole number >= 0, got {raw!r}")
+            if not raw.isdigit() or int(raw) > MAX_POINTS:
+                raise ValueError(
+                    f"matching weight {name} must be a whole number from 0 to {MAX_POINTS:,},"
+                    f" got {raw!r}"
+                )
             values[name] = int(raw)
         return cls(**values)
 

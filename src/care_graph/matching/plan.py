@@ -4,7 +4,7 @@ each assignment's cost breakdown, each unmatched referral's reason, and summary 
 
 from __future__ import annotations
 
-import hashlib
+import secrets
 import time
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
@@ -61,12 +61,6 @@ class Instance:
     chosen: Any  # the optimal plan's edge per referral, -1 where unmatched
 
 
-def plan_key(pairs: list[tuple[int, int]]) -> str:
-    """A plan's identity: its (referral, slot) pairs, whatever their order."""
-    digest = hashlib.sha256(repr(sorted(pairs)).encode()).hexdigest()
-    return f"plan:{digest[:40]}"
-
-
 def pairs_of(plan: Plan) -> list[tuple[int, int]]:
     """The (referral, slot) pairs a plan books."""
     return [(item["referral"], item["slot"]) for item in plan.assignments]
@@ -85,10 +79,9 @@ def listed(plan: Plan) -> Plan:
 
 async def keep(connection: Connection, plan: Plan, proposed_by: str) -> str:
     """Keep a proposed plan (its pairs, and what is shown of it) so that exactly this plan
-    can be committed later; returns its key."""
-    pairs = pairs_of(plan)
-    key = plan_key(pairs)
-    await store.save_plan(connection, key, proposed_by, pairs, asdict(listed(plan)))
+    can be committed later; returns its key, new for every proposal."""
+    key = f"plan:{secrets.token_hex(20)}"
+    await store.save_plan(connection, key, proposed_by, pairs_of(plan), asdict(listed(plan)))
     return key
 
 
