@@ -217,6 +217,10 @@ async def book_pairs(
               AND status IN ('free', 'busy-tentative')
               AND ($5::int[] IS NULL OR site_id = ANY($5::int[]))
             ORDER BY id FOR UPDATE),
+        held_elsewhere AS MATERIALIZED (  -- live offers to these referrals, by the index
+            SELECT held_for_referral_id AS referral_id, id AS slot_id FROM slots
+            WHERE held_for_referral_id = ANY($1::bigint[]) AND status = 'busy-tentative'
+              AND hold_expires_at > now()),
         fit AS (
             SELECT DISTINCT ON (w.slot_id) w.referral_id, w.slot_id
             FROM wanted w JOIN waiting r ON r.id = w.referral_id
@@ -224,9 +228,8 @@ async def book_pairs(
             WHERE (s.status = 'free' OR s.hold_expires_at <= now()
                    OR s.held_for_referral_id = w.referral_id)
               -- a referral offered another slot since the plan was made waits for its answer
-              AND NOT EXISTS (SELECT 1 FROM slots h WHERE h.held_for_referral_id = w.referral_id
-                  AND h.id <> w.slot_id AND h.status = 'busy-tentative'
-                  AND h.hold_expires_at > now())
+              AND NOT EXISTS (SELECT 1 FROM held_elsewhere e
+                  WHERE e.referral_id = w.referral_id AND e.slot_id <> w.slot_id)
             ORDER BY w.slot_id, w.referral_id),
         booked AS (
             INSERT INTO appointments (referral_id, slot_id, booked_by)
