@@ -344,7 +344,7 @@ async def test_commit_books_the_kept_plan_even_when_a_fresh_one_would_differ(
     connection = await connect(commit_world_url)
     try:
         plan = await propose(connection, Scope())
-        key = await keep(connection, plan, "clerk")
+        key, _ = await keep(connection, plan, "clerk")
         # an urgent referral arrives after the plan was read: a fresh plan would seat it
         await connection.execute(
             "INSERT INTO referrals (id, ubrn, patient_id, referrer_name, referrer_kind,"
@@ -370,7 +370,7 @@ async def test_a_shared_plan_is_booked_site_by_site_by_whoever_may(
     connection = await connect(commit_world_url)
     try:
         plan = await propose(connection, Scope())
-        key = await keep(connection, plan, "admin")
+        key, _ = await keep(connection, plan, "admin")
         pairs = pairs_of(plan)
         manchester = await commit_plan(
             OneConnection(connection), Actor("clerk", "scheduler", None, (2,)), pairs, key=key

@@ -294,7 +294,7 @@ def match(
                 connection, scope, settings.cost_model, every_slot=compare
             )
             pairs = pairs_of(plan)
-            key = await keep(connection, plan, actor.subject)
+            key, _ = await keep(connection, plan, actor.subject)
         else:
             plan, pairs = await kept(connection, key)
         committed = None

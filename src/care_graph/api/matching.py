@@ -15,7 +15,7 @@ from care_graph.db.pool import OneConnection
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import MAY_MATCH, commit_plan
 from care_graph.errors import CareGraphError, ErrorCode
-from care_graph.matching.plan import MAX_LISTED, Plan, Scope, keep, kept, listed, pairs_of, propose
+from care_graph.matching.plan import MAX_LISTED, Plan, Scope, keep, kept, pairs_of, propose
 
 
 @strawberry.enum(description="What runMatching does with the plan.")
@@ -195,8 +195,7 @@ async def run_matching(
             info.context.cost_model,
         )
         pairs = pairs_of(proposed)
-        plan_key = await keep(connection, proposed, viewer.subject)
-        plan = listed(proposed)
+        plan_key, plan = await keep(connection, proposed, viewer.subject)
     elif mode is MatchingMode.PROPOSE:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "a planKey is for COMMIT")
     else:

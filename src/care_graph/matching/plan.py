@@ -77,12 +77,13 @@ def listed(plan: Plan) -> Plan:
     return replace(plan, assignments=first(plan.assignments), unmatched=first(plan.unmatched))
 
 
-async def keep(connection: Connection, plan: Plan, proposed_by: str) -> str:
+async def keep(connection: Connection, plan: Plan, proposed_by: str) -> tuple[str, Plan]:
     """Keep a proposed plan (its pairs, and what is shown of it) so that exactly this plan
-    can be committed later; returns its key, new for every proposal."""
+    can be committed later; returns its key, new for every proposal, and what is shown."""
     key = f"plan:{secrets.token_hex(20)}"
-    await store.save_plan(connection, key, proposed_by, pairs_of(plan), asdict(listed(plan)))
-    return key
+    shown = listed(plan)
+    await store.save_plan(connection, key, proposed_by, pairs_of(plan), asdict(shown))
+    return key, shown
 
 
 async def kept(connection: Connection, key: str) -> tuple[Plan, list[tuple[int, int]]]:
