@@ -12,8 +12,8 @@ placed by how pressing it is among the referrals reaching that run — the refer
 breach at the front, the one with most time to spare at the back. When more referrals compete
 for a run than one window holds, their windows together cover the whole run, so a busy site's
 later slots are candidates for someone; and a referral's candidates lie where the optimum is
-likely to place it. URGENT and
-TWO_WEEK_WAIT referrals, few and the ones whose place matters most, see four times as many.
+likely to place it. URGENT and TWO_WEEK_WAIT referrals, few and the ones whose place matters
+most, see four times as many.
 On the `region` demo data this sparse graph loses nothing measurable against offering every
 feasible slot (the same urgent referrals seen before breach, the same number matched) with
 a small fraction of the edges (1/35 in London).
