@@ -18,10 +18,11 @@ from graphql import (
     print_schema,
 )
 
+from care_graph.api.ids import encode_global_id
 from care_graph.api.lists import MAX_PAGE_SIZE
 from care_graph.api.schema import schema_sdl
 from care_graph.app import create_app
-from care_graph.auth import DEVELOPMENT_SECRET
+from care_graph.auth import DEVELOPMENT_SECRET, Role
 from care_graph.config import Settings
 from care_graph.errors import CareGraphError
 from care_graph.testing import asgi_client, bearer
@@ -260,3 +261,73 @@ def test_production_refuses_to_start_without_a_key(
     monkeypatch.delenv("CARE_GRAPH_JWT_PUBLIC_KEY_FILE", raising=False)
     with pytest.raises(CareGraphError, match="set CARE_GRAPH_JWT_SECRET"):
         create_app(settings_for(api_url, development=False))
+
+
+CREATE_REFERRAL = """mutation($i: CreateReferralInput!) { createReferral(input: $i) {
+  referral { id } } }"""
+PUBLISH_ROSTER = """mutation($i: PublishRosterInput!) { publishRoster(input: $i) { slotCount } }"""
+A_REFERRAL = {
+    "patientId": encode_global_id("Patient", 1),
+    "toService": "CARDIOLOGY",
+    "priority": "ROUTINE",
+    "referrerName": "Dr A Smith",
+    "referrerKind": "GP",
+}
+A_ROSTER = {
+    "staffId": encode_global_id("Staff", 1),
+    "siteId": encode_global_id("Site", 1),
+    "service": "CARDIOLOGY",
+    "weekdays": [1],
+    "starts": "09:00:00",
+    "ends": "10:00:00",
+    "firstDay": "2030-01-07",
+    "lastDay": "2030-01-07",
+}
+
+
+@pytest.mark.parametrize(
+    ("query", "good", "bad", "message"),
+    [
+        (
+            CREATE_REFERRAL,
+            A_REFERRAL,
+            None,
+            "Variable '$i' has invalid value:"
+            " Expected value of non-null type 'CreateReferralInput!' not to be None.",
+        ),
+        (
+            CREATE_REFERRAL,
+            A_REFERRAL,
+            {**A_REFERRAL, "shoeSize": 9},
+            "Variable '$i' has invalid value: Expected value of type 'CreateReferralInput'"
+            " not to include unknown field 'shoeSize'",
+        ),
+        (
+            CREATE_REFERRAL,
+            A_REFERRAL,
+            {**A_REFERRAL, "earliestDate": "2030-02-30"},
+            "Variable '$i' has invalid value at .earliestDate:"
+            ' Value cannot represent a Date: "2030-02-30".',
+        ),
+        (
+            PUBLISH_ROSTER,
+            A_ROSTER,
+            {**A_ROSTER, "starts": "25:00:00"},
+            "Variable '$i' has invalid value at .starts:"
+            ' Value cannot represent a Time: "25:00:00".',
+        ),
+    ],
+    ids=["null", "unknown-field", "bad-date", "bad-time"],
+)
+async def test_bad_variables_are_bad_input_on_every_run_of_a_mutation(
+    api_url: str, query: str, good: dict[str, Any], bad: dict[str, Any] | None, message: str
+) -> None:
+    # a patient may neither refer nor roster: the good run fails in the domain, writing nothing
+    async with asgi_client(api_url, headers=bearer(Role.PATIENT, "p", 1)) as client:
+        first = only_error(await post(client, query, {"i": bad}))
+        ran = only_error(await post(client, query, {"i": good}))
+        again = only_error(await post(client, query, {"i": bad}))
+    assert ran["extensions"] == {"code": "FORBIDDEN"}
+    assert first["extensions"] == {"code": "BAD_USER_INPUT"}
+    assert first["message"].startswith(message)
+    assert again == first

@@ -1,5 +1,6 @@
-"""Executing one GraphQL request: parse and validate (cached), then the compiled path when the
-compiler covers the operation, the resolver path otherwise; errors masked and coded."""
+"""Executing one GraphQL request: parse and validate (cached), coerce the variables, then the
+compiled path when the compiler covers the operation, the resolver path otherwise; errors masked
+and coded."""
 
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from graphql import (
     specified_rules,
     validate,
 )
-from graphql.execution.values import get_variable_values
+from graphql.execution.values import VariableValues, get_variable_values
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from care_graph.api.args import RequestValues
@@ -164,9 +165,19 @@ class GraphQLService:
                     )
                 ]
             )
+        # variables are coerced once, here, before the compiled and resolver paths part:
+        # graphql-core's coercion errors carry an original error, so the resolver path would
+        # take them for unexpected failures and mask them
+        coerced = get_variable_values(
+            self.graphql_schema, operation.variable_definitions or (), variables or {}
+        )
+        if isinstance(coerced, list):
+            return error_response(
+                [ApiError(ApiErrorCode.BAD_USER_INPUT, error.message) for error in coerced]
+            )
         if self._not_compilable.get((query, operation_name)) is None:
             compiled = await self._execute_compiled(
-                database, query, prepared.document, operation, variables, operation_name, viewer
+                database, query, prepared.document, operation, coerced, operation_name, viewer
             )
             if compiled is not None:
                 return compiled
@@ -179,17 +190,12 @@ class GraphQLService:
         query: str,
         document: DocumentNode,
         operation: OperationDefinitionNode,
-        variables: dict[str, Any] | None,
+        coerced: VariableValues,
         operation_name: str | None,
         viewer: Viewer,
     ) -> bytes | None:
-        coerced = get_variable_values(
-            self.graphql_schema, operation.variable_definitions or (), variables or {}
-        )
-        if isinstance(coerced, list):
-            return error_response(
-                [ApiError(ApiErrorCode.BAD_USER_INPUT, error.message) for error in coerced]
-            )
+        """The response from the compiled path, or None when the compiler does not cover the
+        operation; ``coerced`` are the request's variables, already coerced."""
         key = (query, operation_name, viewer.role, shape_of(coerced))
         try:
             plan = self._plans.get(key)
