@@ -179,6 +179,31 @@ async def test_refer_triage_and_redirect(
     assert clocks[0]["clock_start"] == clocks[1]["clock_start"]  # the wait carries on
 
 
+async def test_a_referral_needs_a_skill_that_exists(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    referral = {
+        "patientId": gid("Patient", 1),
+        "toService": "CARDIOLOGY",
+        "priority": "ROUTINE",
+        "referrerName": "Dr A Smith",
+        "referrerKind": "GP",
+    }
+    refused = await gql(client, CREATE_REFERRAL, REFERRER, **referral, requiredSkill="SEDATION")
+    assert refused["errors"] == [
+        {
+            "message": "unknown skill 'SEDATION'",
+            "locations": [{"line": 1, "column": 38}],
+            "path": ["createReferral"],
+            "extensions": {"code": "INVALID_ARGUMENT"},
+        }
+    ]
+    assert await db.fetchval("SELECT count(*) FROM referrals") == 2
+    await db.execute("INSERT INTO skills VALUES ('SEDATION', 'Conscious sedation')")
+    made = await gql(client, CREATE_REFERRAL, REFERRER, **referral, requiredSkill="SEDATION")
+    assert made["data"]["createReferral"]["referral"]["status"] == "SUBMITTED"
+
+
 async def test_reschedule_links_and_moves(client: httpx.AsyncClient) -> None:
     booked = await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 1))
     first = booked["data"]["bookAppointment"]["appointment"]["id"]

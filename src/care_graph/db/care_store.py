@@ -63,6 +63,13 @@ async def service_id(connection: Connection, code: str) -> int | None:
     return found
 
 
+async def skill_exists(connection: Connection, code: str) -> bool:
+    """True when a skill with this code exists."""
+    return bool(
+        await connection.fetchval("SELECT EXISTS (SELECT 1 FROM skills WHERE code = $1)", code)
+    )
+
+
 async def insert_referral(connection: Connection, values: dict[str, Any]) -> int:
     """A new referral with a fresh UBRN, and its clock's STARTED event; returns its id."""
     referral_id: int = await connection.fetchval(

@@ -66,6 +66,8 @@ async def create_referral(
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such patient")
         to_id = await _service(connection, to_service)
         from_id = await _service(connection, from_service) if from_service else None
+        if constraints.required_skill is not None:
+            await _check_skill(connection, constraints.required_skill)
         referral_id = await care_store.insert_referral(
             connection,
             {
@@ -97,6 +99,12 @@ async def _service(connection: Connection, code: str) -> int:
     if found is None:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown service {code!r}")
     return found
+
+
+async def _check_skill(connection: Connection, code: str) -> None:
+    """A required skill must be one staff can have, or no slot could ever meet it."""
+    if not await care_store.skill_exists(connection, code):
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown skill {code!r}")
 
 
 async def triage_referral(
