@@ -169,6 +169,16 @@ async def test_unknown_operation_name(client: httpx.AsyncClient) -> None:
     }
 
 
+async def test_subscriptions_are_refused_over_http(client: httpx.AsyncClient) -> None:
+    document = "query Q { __typename } subscription S { slotOffered { slotId } }"
+    assert only_error(await post(client, document, None, "S")) == {
+        "message": "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql,"
+        " not over HTTP",
+        "extensions": {"code": "OPERATION_NOT_SUPPORTED"},
+    }
+    assert await post(client, document, None, "Q") == {"data": {"__typename": "Query"}}
+
+
 async def test_depth_limit(client: httpx.AsyncClient) -> None:
     path = [
         "appointments",

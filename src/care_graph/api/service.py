@@ -16,6 +16,7 @@ from graphql import (
     GraphQLError,
     GraphQLSchema,
     OperationDefinitionNode,
+    OperationType,
     get_operation_ast,
     parse,
     specified_rules,
@@ -74,6 +75,12 @@ class Prepared:
 
     document: DocumentNode | None
     errors: list[GraphQLError]
+
+
+# requests come here over HTTP; subscriptions need a connection that stays open
+OVER_WEBSOCKET = (
+    "subscriptions are served over WebSocket (graphql-transport-ws) at /graphql, not over HTTP"
+)
 
 
 def error_response(errors: list[GraphQLError], data: Any = None, with_data: bool = False) -> bytes:
@@ -165,6 +172,8 @@ class GraphQLService:
                     )
                 ]
             )
+        if operation.operation is OperationType.SUBSCRIPTION:
+            return error_response([ApiError(ApiErrorCode.OPERATION_NOT_SUPPORTED, OVER_WEBSOCKET)])
         # variables are coerced once, here, before the compiled and resolver paths part:
         # graphql-core's coercion errors carry an original error, so the resolver path would
         # take them for unexpected failures and mask them
