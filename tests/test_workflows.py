@@ -112,6 +112,49 @@ async def test_register_and_update_a_patient(client: httpx.AsyncClient) -> None:
     assert code(stale) == "STALE_WRITE"
 
 
+MOVE_PATIENT = """mutation($i: UpdatePatientInput!) { updatePatient(input: $i) {
+  patient { postcode latitude longitude version } } }"""
+NEAR_SLOTS = """query($id: ID!) { node(id: $id) { ... on Referral {
+  candidateSlots(first: 20) { totalCount } } } }"""
+
+
+async def test_a_patient_who_moves_is_measured_from_the_new_home(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    await db.execute("UPDATE referrals SET max_travel_km = 10 WHERE id = 1")
+
+    async def near_slots() -> int:
+        response = await client.post(
+            "/graphql",
+            json={"query": NEAR_SLOTS, "variables": {"id": gid("Referral", 1)}},
+            headers=CLERK,
+        )
+        count: int = response.json()["data"]["node"]["candidateSlots"]["totalCount"]
+        return count
+
+    assert await near_slots() == 10  # Camden General is 1 km from home
+    half = {"patientId": gid("Patient", 1), "version": 1, "postcode": "M14 5AB"}
+    refused = await gql(client, MOVE_PATIENT, CLERK, **half)
+    assert code(refused) == "INVALID_ARGUMENT"
+    assert refused["errors"][0]["message"] == (
+        "a new address needs its postcode, latitude and longitude together"
+    )
+    off_the_globe = await gql(client, MOVE_PATIENT, CLERK, **half, latitude=95.0, longitude=0.0)
+    assert off_the_globe["errors"][0]["message"] == "coordinates out of range"
+    moved = await gql(client, MOVE_PATIENT, CLERK, **half, latitude=53.45, longitude=-2.22)
+    assert moved["data"]["updatePatient"]["patient"] == {
+        "postcode": "M14 5AB",
+        "latitude": 53.45,
+        "longitude": -2.22,
+        "version": 2,
+    }
+    reach = await db.fetchval(
+        "SELECT reach ~= reach_box(53.45, -2.22, 10) FROM referrals WHERE id = 1"
+    )
+    assert reach is True
+    assert await near_slots() == 0  # Manchester is 260 km from Camden
+
+
 async def test_refer_triage_and_redirect(
     client: httpx.AsyncClient, db: asyncpg.Connection[Any]
 ) -> None:

@@ -100,13 +100,21 @@ class CreatePatientInput:
     email: str | None = None
 
 
-@strawberry.input(description="Change a patient's contact details (optimistic concurrency).")
+@strawberry.input(
+    description="Change a patient's contact details or address (optimistic concurrency)."
+)
 class UpdatePatientInput:
     patient_id: strawberry.ID
     version: int = strawberry.field(description="The version you read; a newer one wins.")
     phone: str | None = None
     email: str | None = None
-    postcode: str | None = None
+    postcode: str | None = strawberry.field(
+        default=None, description="A new address: give latitude and longitude with it."
+    )
+    latitude: float | None = strawberry.field(
+        default=None, description="Of the new postcode; distances are measured from here."
+    )
+    longitude: float | None = strawberry.field(default=None, description="Of the new postcode.")
 
 
 @strawberry.input(description="Refer a patient to a service.")
@@ -279,7 +287,7 @@ class Mutation:
         )
         return PatientPayload(patient=await info.context.loaders.node("Patient", patient_id))
 
-    @mutation("Change contact details; STALE_WRITE if out of date.")
+    @mutation("Change contact details or the address; STALE_WRITE if out of date.")
     async def update_patient(
         self, info: strawberry.Info, input: UpdatePatientInput
     ) -> PatientPayload:
@@ -292,6 +300,8 @@ class Mutation:
             phone=input.phone,
             email=input.email,
             postcode=input.postcode,
+            latitude=input.latitude,
+            longitude=input.longitude,
         )
         return PatientPayload(patient=await info.context.loaders.node("Patient", patient_id))
 

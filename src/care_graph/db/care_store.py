@@ -34,16 +34,21 @@ async def insert_patient(connection: Connection, values: dict[str, Any]) -> int:
 async def update_patient_contact(
     connection: Connection, patient_id: int, version: int, changes: dict[str, Any]
 ) -> bool:
-    """Apply contact changes if the row is still at ``version``; False when it is not."""
+    """Apply contact and address changes (None leaves a column as it is) if the row is still
+    at ``version``; False when it is not. New coordinates move the patient's referrals' reach
+    boxes (the patients_reach trigger)."""
     updated = await connection.fetchval(
         "UPDATE patients SET phone = coalesce($3, phone), email = coalesce($4, email),"
-        " postcode = coalesce($5, postcode), version = version + 1, updated_at = now()"
+        " postcode = coalesce($5, postcode), latitude = coalesce($6, latitude),"
+        " longitude = coalesce($7, longitude), version = version + 1, updated_at = now()"
         " WHERE id = $1 AND version = $2 RETURNING true",
         patient_id,
         version,
         changes.get("phone"),
         changes.get("email"),
         changes.get("postcode"),
+        changes.get("latitude"),
+        changes.get("longitude"),
     )
     return bool(updated)
 

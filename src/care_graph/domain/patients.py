@@ -1,5 +1,5 @@
-"""Patient records: create with a checked NHS number; update contact details with optimistic
-concurrency (a stale version is refused, never silently overwritten)."""
+"""Patient records: create with a checked NHS number; update contact details and the address
+with optimistic concurrency (a stale version is refused, never silently overwritten)."""
 
 from __future__ import annotations
 
@@ -84,15 +84,29 @@ async def update_patient(
     phone: str | None = None,
     email: str | None = None,
     postcode: str | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
 ) -> None:
-    """Change contact details of the record at ``version``; STALE_WRITE when it has moved on.
-    A patient may change only their own record."""
+    """Change contact details or the address of the record at ``version``; STALE_WRITE when it
+    has moved on. A patient may change only their own record.
+
+    An address is a postcode with its coordinates, changed together: distances to sites and
+    referrals' reach boxes are measured from the coordinates (a trigger moves the boxes), and
+    care_graph holds no postcode directory to find them from, so a new postcode alone would
+    leave the patient where they were."""
     if actor.patient_id is not None and actor.patient_id != patient_id:
         raise CareGraphError(ErrorCode.NOT_FOUND, "no such patient")
     if actor.role == "referrer":
         raise CareGraphError(ErrorCode.FORBIDDEN, "referrers cannot change patient records")
+    _check_address(postcode, latitude, longitude)
     async with connection.transaction():
-        changes = {"phone": phone, "email": email, "postcode": postcode}
+        changes = {
+            "phone": phone,
+            "email": email,
+            "postcode": postcode,
+            "latitude": latitude,
+            "longitude": longitude,
+        }
         if not await care_store.update_patient_contact(connection, patient_id, version, changes):
             if await care_store.patient_exists(connection, patient_id):
                 raise CareGraphError(
@@ -108,3 +122,16 @@ async def update_patient(
             patient_id,
             {name: value for name, value in changes.items() if value is not None},
         )
+
+
+def _check_address(postcode: str | None, latitude: float | None, longitude: float | None) -> None:
+    """A new address comes whole (postcode and coordinates) and on the globe, or not at all."""
+    if postcode is None and latitude is None and longitude is None:
+        return
+    if postcode is None or latitude is None or longitude is None:
+        raise CareGraphError(
+            ErrorCode.INVALID_ARGUMENT,
+            "a new address needs its postcode, latitude and longitude together",
+        )
+    if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "coordinates out of range")
