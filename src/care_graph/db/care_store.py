@@ -75,16 +75,17 @@ async def skill_exists(connection: Connection, code: str) -> bool:
     )
 
 
-async def insert_referral(connection: Connection, values: dict[str, Any]) -> int:
-    """A new referral with a fresh UBRN, and its clock's STARTED event; returns its id."""
-    referral_id: int = await connection.fetchval(
+async def insert_referral(connection: Connection, values: dict[str, Any]) -> int | None:
+    """A new referral under a randomly drawn UBRN, and its clock's STARTED event; returns its
+    id, or None when the UBRN drawn is already taken (nothing is written: draw again)."""
+    referral_id: int | None = await connection.fetchval(
         "INSERT INTO referrals (ubrn, patient_id, referrer_name, referrer_kind,"
         " referrer_subject, from_service_id, to_service_id, priority, status, received_at,"
         " clock_start, breach_date, earliest_date, max_travel_km, required_skill,"
         " preferred_site_ids, redirected_from_id)"
         " SELECT lpad((floor(random() * 9e11) + 1e11)::bigint::text, 12, '0'),"
         " $1, $2, $3, $4, $5, $6, $7, 'SUBMITTED', now(), $8, $9, $10, $11, $12, $13, $14"
-        " RETURNING id",
+        " ON CONFLICT (ubrn) DO NOTHING RETURNING id",
         values["patient_id"],
         values["referrer_name"],
         values["referrer_kind"],
@@ -100,7 +101,8 @@ async def insert_referral(connection: Connection, values: dict[str, Any]) -> int
         values.get("preferred_site_ids", []),
         values.get("redirected_from_id"),
     )
-    await clock_event(connection, referral_id, "STARTED", values["clock_start"])
+    if referral_id is not None:
+        await clock_event(connection, referral_id, "STARTED", values["clock_start"])
     return referral_id
 
 

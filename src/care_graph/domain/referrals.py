@@ -19,6 +19,9 @@ from care_graph.errors import CareGraphError, ErrorCode
 MAY_REFER = frozenset({"referrer", "clinician", "admin"})
 MAY_TRIAGE = frozenset({"clinician", "admin"})
 REFERRER_KINDS = frozenset({"GP", "OPTOMETRIST", "DENTIST", "PHARMACIST", "CONSULTANT"})
+# UBRNs drawn for one referral before giving up: a draw is taken with a chance of (referrals
+# held) in 9 x 10^11, one in 900,000 with a million held, so a fifth draw is never needed
+UBRN_DRAWS = 5
 
 
 class Decision(StrEnum):
@@ -68,7 +71,7 @@ async def create_referral(
         from_id = await _service(connection, from_service) if from_service else None
         if constraints.required_skill is not None:
             await _check_skill(connection, constraints.required_skill)
-        referral_id = await care_store.insert_referral(
+        referral_id = await _insert_referral(
             connection,
             {
                 "patient_id": patient_id,
@@ -92,6 +95,20 @@ async def create_referral(
             connection, actor.subject, actor.role, "CREATE", "referral", referral_id
         )
     return referral_id
+
+
+async def _insert_referral(connection: Connection, values: dict[str, object]) -> int:
+    """Insert a referral under a fresh UBRN, drawn again (up to UBRN_DRAWS times) when the one
+    drawn is taken. Random rather than from a sequence, so that a patient's booking number
+    tells nothing about anyone else's."""
+    for _ in range(UBRN_DRAWS):
+        referral_id = await care_store.insert_referral(connection, values)
+        if referral_id is not None:
+            return referral_id
+    raise CareGraphError(
+        ErrorCode.CONFLICT_RETRY_EXHAUSTED,
+        f"every one of {UBRN_DRAWS} booking numbers drawn was taken; try again",
+    )
 
 
 async def _service(connection: Connection, code: str) -> int:
@@ -156,7 +173,7 @@ async def triage_referral(
             await care_store.update_referral(
                 connection, referral_id, status=str(ReferralStatus.REDIRECTED)
             )
-            result = await care_store.insert_referral(
+            result = await _insert_referral(
                 connection,
                 {
                     "patient_id": referral["patient_id"],
