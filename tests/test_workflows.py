@@ -247,6 +247,48 @@ async def test_a_referral_needs_a_skill_that_exists(
     assert made["data"]["createReferral"]["referral"]["status"] == "SUBMITTED"
 
 
+@pytest.mark.parametrize(
+    ("sites", "expected"), [(None, "ACCEPTED"), ((1, 2), "ACCEPTED"), ((2,), "FORBIDDEN")]
+)
+async def test_site_bound_clinicians_triage_for_their_sites_services(
+    client: httpx.AsyncClient,
+    db: asyncpg.Connection[Any],
+    sites: tuple[int, ...] | None,
+    expected: str,
+) -> None:
+    await db.execute(
+        "INSERT INTO skills VALUES ('DERMATOLOGY', 'Dermatology');"
+        "INSERT INTO services (id, code, name, kind, slot_minutes)"
+        " VALUES (2, 'DERMATOLOGY', 'Dermatology', 'SPECIALTY', 15);"
+        "INSERT INTO sites (id, code, name, region_code, town, postcode, latitude, longitude)"
+        " VALUES (2, 'S2', 'Kentish Town Skin Clinic', 'LONDON', 'Camden', 'NW5 1AA', 51.55,"
+        " -0.14);"
+        "INSERT INTO site_services VALUES (2, 2)"
+    )
+    made = await gql(
+        client,
+        CREATE_REFERRAL,
+        REFERRER,
+        patientId=gid("Patient", 1),
+        toService="CARDIOLOGY",  # offered at site 1 only
+        priority="ROUTINE",
+        referrerName="Dr A Smith",
+        referrerKind="GP",
+    )
+    referral = made["data"]["createReferral"]["referral"]["id"]
+    clinician = bearer(Role.CLINICIAN, "dr-who", site_ids=sites)
+    triaged = await gql(client, TRIAGE, clinician, referralId=referral, decision="ACCEPT")
+    if expected == "ACCEPTED":
+        assert triaged["data"]["triageReferral"]["referral"]["status"] == "ACCEPTED"
+    else:
+        assert code(triaged) == "FORBIDDEN"
+        assert triaged["errors"][0]["message"] == (
+            "the referral's service is not offered at your sites"
+        )
+        status = await db.fetchval("SELECT status FROM referrals ORDER BY id DESC LIMIT 1")
+        assert status == "SUBMITTED"
+
+
 async def test_reschedule_links_and_moves(client: httpx.AsyncClient) -> None:
     booked = await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 1))
     first = booked["data"]["bookAppointment"]["appointment"]["id"]

@@ -68,6 +68,20 @@ async def service_id(connection: Connection, code: str) -> int | None:
     return found
 
 
+async def service_offered_at(
+    connection: Connection, service_id: int, site_ids: tuple[int, ...]
+) -> bool:
+    """True when one of these sites offers the service."""
+    return bool(
+        await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM site_services"
+            " WHERE service_id = $1 AND site_id = ANY($2::int[]))",
+            service_id,
+            list(site_ids),
+        )
+    )
+
+
 async def skill_exists(connection: Connection, code: str) -> bool:
     """True when a skill with this code exists."""
     return bool(

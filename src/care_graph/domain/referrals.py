@@ -137,13 +137,18 @@ async def triage_referral(
 ) -> int:
     """Accept (optionally re-prioritised: the breach date follows), reject with a reason, or
     redirect to another service. Returns the referral that now carries the patient's wait:
-    the same one, or for a redirect the new linked referral (whose clock continues)."""
+    the same one, or for a redirect the new linked referral (whose clock continues).
+
+    Clinicians bound to sites triage only referrals to a service one of their sites offers: a
+    referral names no site (it waits for any site of its service), so its service is what ties
+    it to a clinic. A redirect may send it to a service their sites do not offer."""
     if actor.role not in MAY_TRIAGE:
         raise CareGraphError(ErrorCode.FORBIDDEN, "only clinicians triage referrals")
     async with connection.transaction():
         referral = await care_store.lock_referral_row(connection, referral_id)
         if referral is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
+        await _check_triage_sites(connection, actor, referral["to_service_id"])
         if decision is Decision.ACCEPT:
             check_transition(referral["status"], ReferralStatus.ACCEPTED)
             changes: dict[str, object] = {"status": str(ReferralStatus.ACCEPTED)}
@@ -202,6 +207,16 @@ async def triage_referral(
             {"result": result},
         )
     return result
+
+
+async def _check_triage_sites(connection: Connection, actor: Actor, service_id: int) -> None:
+    """A clinician bound to sites triages for the services offered there only."""
+    if actor.site_ids is not None and not await care_store.service_offered_at(
+        connection, service_id, actor.site_ids
+    ):
+        raise CareGraphError(
+            ErrorCode.FORBIDDEN, "the referral's service is not offered at your sites"
+        )
 
 
 async def cancel_referral(
