@@ -133,3 +133,13 @@ def test_urgent_referrals_see_more_slots_and_every_slot_sees_all() -> None:
 
     assert np.diff(sparse.indptr).tolist() == [32, 32, 8]
     assert np.diff(every.indptr).tolist() == [400, 400, 400]
+
+
+def test_a_clinician_with_slots_and_no_skills_gives_slots_to_who_needs_none() -> None:
+    # clinician 3, the highest id with slots, has no row in staff_skills: no mask at all
+    slots = _slots([1, 2, 3], [1440, 2880, 4320], [1, 3, 3])
+    referrals = _referrals(2, skill=[SEDATION, -1])
+    candidates = candidate_edges(referrals, slots, SITES, STAFF, NO_PREFERENCES)
+
+    assert _edges_of(candidates, 0) == []
+    assert _edges_of(candidates, 1) == [0, 1, 2]

@@ -229,6 +229,33 @@ def databases_world_url(databases: DatabaseFactory) -> str:
     return databases.create(sql=WORLD)
 
 
+@pytest.fixture
+def skill_less_world_url(databases: DatabaseFactory) -> str:
+    """The world and Cy, the highest staff id, with a Camden slot and no row in staff_skills."""
+    return databases.create(
+        sql=WORLD
+        + """
+        INSERT INTO staff (id, given_name, family_name, role, base_site_id)
+            VALUES (3, 'Cy', 'Rees', 'CONSULTANT', 1);
+        INSERT INTO slots (id, service_id, site_id, staff_id, starts_at, ends_at) VALUES
+            (13, 1, 1, 3, date_trunc('day', now()) + interval '6 days 9 hours',
+             date_trunc('day', now()) + interval '6 days 9 hours 20 minutes');
+        """
+    )
+
+
+async def test_a_clinician_with_no_skills_recorded_still_offers_slots(
+    skill_less_world_url: str,
+) -> None:
+    async with asgi_client(skill_less_world_url, headers=bearer(Role.SCHEDULER)) as client:
+        body = (await client.post("/graphql", json={"query": RUN})).json()
+    assert "errors" not in body, body
+    plan = body["data"]["runMatching"]
+    assert plan["summary"]["matched"] == 4  # 1, 2 and 3 in Camden, 5 in Manchester
+    reasons = {item["referralId"]: item["reason"] for item in plan["unmatched"]}
+    assert reasons == {encode_global_id("Referral", 4): NO_CAPACITY}  # Cy has no sedation
+
+
 def test_the_optimum_beats_greedy_booking(databases_world_url: str) -> None:
     async def run() -> dict[str, Any]:
         connection = await connect(databases_world_url)

@@ -70,7 +70,9 @@ def candidate_edges(
     n_referrals = len(referrals["id"])
     site_row = np.full(int(sites["id"].max(initial=0)) + 1, -1, dtype=np.int64)
     site_row[sites["id"]] = np.arange(len(sites["id"]))
-    mask_of_staff = np.zeros(int(staff_masks["staff"].max(initial=0)) + 1, dtype=np.int64)
+    # staff with slots but no skills recorded have no mask row: theirs is 0 (no skill)
+    staff_bound = max(staff_masks["staff"].max(initial=0), slots["staff"].max(initial=0))
+    mask_of_staff = np.zeros(int(staff_bound) + 1, dtype=np.int64)
     mask_of_staff[staff_masks["staff"]] = staff_masks["mask"]
     slot_mask = mask_of_staff[slots["staff"]] if len(slots["id"]) else np.zeros(0, np.int64)
     by_place = np.lexsort((slots["minutes_from_now"], slots["site"], slots["service"]))
