@@ -8,6 +8,7 @@ import statistics
 import time
 from datetime import date
 
+from care_graph.auth import Role
 from care_graph.db.pool import Connection, connect, create_pool
 from care_graph.domain.booking import Actor, cancel_appointment
 from care_graph.domain.commit import commit_plan
@@ -27,7 +28,7 @@ async def _propose_and_commit(url: str) -> tuple[Plan, float, int, Timed, Timed]
     """Re-offers with the whole waiting list unbooked, then the plan proposed (after one
     warming run) and committed, then re-offers again with the plan booked."""
     connection = await connect(url)
-    clerk = Actor("bench", "scheduler")
+    clerk = Actor("bench", Role.SCHEDULER)
     try:
         seeded = await connection.fetch(
             "SELECT a.id, a.slot_id FROM appointments a JOIN slots s ON s.id = a.slot_id"

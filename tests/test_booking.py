@@ -51,6 +51,8 @@ BOOK = """mutation Book($input: BookAppointmentInput!) {
   bookAppointment(input: $input) { appointment { id status slot { id status } } } }"""
 HOLD = """mutation Hold($input: HoldSlotInput!) {
   holdSlot(input: $input) { slot { id status holdExpiresAt } } }"""
+ACCEPT = """mutation Accept($input: AcceptOfferInput!) {
+  acceptOffer(input: $input) { appointment { id status slot { id status } } } }"""
 CANCEL = """mutation Cancel($input: CancelAppointmentInput!) {
   cancelAppointment(input: $input) { appointment { id status slot { status } } } }"""
 
@@ -190,14 +192,20 @@ async def test_hold_then_book(client: httpx.AsyncClient, db: asyncpg.Connection[
     assert await db.fetchval("SELECT hold_expires_at FROM slots WHERE id = 3") is None
 
 
-async def test_an_expired_hold(client: httpx.AsyncClient, db: asyncpg.Connection[Any]) -> None:
+async def test_a_lapsed_hold_is_free_to_everyone(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
     await call(client, HOLD, referralId=referral(5), slotId=slot(5), minutes=5)
-    await db.execute("UPDATE slots SET hold_expires_at = now() - interval '1 minute' WHERE id = 5")
-    assert code_of(await call(client, BOOK, referralId=referral(5), slotId=slot(5))) == (
-        "HOLD_EXPIRED"
+    await call(client, HOLD, referralId=referral(7), slotId=slot(7), minutes=5)
+    await db.execute(
+        "UPDATE slots SET hold_expires_at = now() - interval '1 minute' WHERE id IN (5, 7)"
     )
+    lapsed = await call(client, ACCEPT, referralId=referral(5))
+    assert code_of(lapsed) == "HOLD_EXPIRED"  # an offer is answered while it is live
     taken = await call(client, BOOK, referralId=referral(6), slotId=slot(5))
     assert taken["data"] is not None  # a lapsed hold does not block anyone else
+    own = await call(client, BOOK, referralId=referral(7), slotId=slot(7))
+    assert own["data"] is not None  # nor its own referral, as a plan would book it
 
 
 async def test_cancel_offers_the_slot_to_the_best_waiting_referral(

@@ -382,7 +382,7 @@ async def test_commit_books_the_kept_plan_even_when_a_fresh_one_would_differ(
         fresh = await propose(connection, Scope())
         kept_plan, pairs = await kept(connection, key)
         done = await commit_plan(
-            OneConnection(connection), Actor("clerk", "scheduler"), pairs, key=key
+            OneConnection(connection), Actor("clerk", Role.SCHEDULER), pairs, key=key
         )
     finally:
         await connection.close()
@@ -400,10 +400,10 @@ async def test_a_shared_plan_is_booked_site_by_site_by_whoever_may(
         key, _ = await keep(connection, plan, "admin")
         pairs = pairs_of(plan)
         manchester = await commit_plan(
-            OneConnection(connection), Actor("clerk", "scheduler", None, (2,)), pairs, key=key
+            OneConnection(connection), Actor("clerk", Role.SCHEDULER, None, (2,)), pairs, key=key
         )
         everyone = await commit_plan(
-            OneConnection(connection), Actor("admin", "admin"), pairs, key=key
+            OneConnection(connection), Actor("admin", Role.ADMIN), pairs, key=key
         )
     finally:
         await connection.close()
@@ -423,7 +423,7 @@ async def test_a_referral_offered_a_slot_after_the_plan_is_not_booked_by_it(
             " hold_expires_at = now() + interval '30 minutes' WHERE id = 21"
         )
         done = await commit_plan(
-            OneConnection(connection), Actor("clerk", "scheduler"), pairs_of(plan)
+            OneConnection(connection), Actor("clerk", Role.SCHEDULER), pairs_of(plan)
         )
     finally:
         await connection.close()
@@ -439,7 +439,7 @@ async def test_commit_is_idempotent_and_skips_what_changed(commit_world_url: str
         # meanwhile someone books the slot planned for referral 5
         slot_of_5 = dict(pairs)[5]
         await connection.execute("UPDATE slots SET status = 'busy' WHERE id = $1", slot_of_5)
-        clerk = Actor("clerk", "scheduler")
+        clerk = Actor("clerk", Role.SCHEDULER)
         first = await commit_plan(OneConnection(connection), clerk, pairs)
         again = await commit_plan(OneConnection(connection), clerk, pairs)
         count = await connection.fetchval("SELECT count(*) FROM appointments")
@@ -464,7 +464,7 @@ async def test_batches_on_parallel_connections_book_the_same_plan(
     two_world_urls: tuple[str, str],
 ) -> None:
     serial_url, parallel_url = two_world_urls
-    clerk = Actor("clerk", "scheduler")
+    clerk = Actor("clerk", Role.SCHEDULER)
 
     async def commit(url: str, workers: int) -> tuple[list[tuple[int, int, int]], int]:
         pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)
@@ -509,7 +509,7 @@ async def test_a_failing_worker_stops_the_commit_and_a_retry_finishes_it(
         await failing.execute("SET default_transaction_read_only = on")
         plan = await propose(working, Scope())
         pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
-        clerk = Actor("clerk", "scheduler")
+        clerk = Actor("clerk", Role.SCHEDULER)
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
             await commit_plan(
                 _SecondConnectionReadOnly(working, failing),
@@ -536,7 +536,7 @@ async def test_freed_slots_are_offered_together_to_who_gains_most(
     connection = await connect(commit_world_url)
     try:
         offered = await offer_slots(
-            connection, [21, 12, 11], Actor("clerk", "scheduler"), excluded_referral=2
+            connection, [21, 12, 11], Actor("clerk", Role.SCHEDULER), excluded_referrals=[2]
         )
         held = await connection.fetch(
             "SELECT id, status, held_for_referral_id FROM slots ORDER BY id"
@@ -562,7 +562,7 @@ async def test_site_bound_staff_commit_only_at_their_sites(commit_world_url: str
     try:
         plan = await propose(connection, Scope())
         pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
-        clerk = Actor("clerk", "scheduler", None, (2,))
+        clerk = Actor("clerk", Role.SCHEDULER, None, (2,))
         done = await commit_plan(OneConnection(connection), clerk, pairs)
     finally:
         await connection.close()
@@ -588,7 +588,7 @@ async def test_a_referral_holding_an_offer_is_neither_matched_nor_offered_more(
             " hold_expires_at = now() + interval '30 minutes' WHERE id = 21"
         )
         plan = await propose(connection, Scope())
-        offered = await offer_slots(connection, [11], Actor("clerk", "scheduler"))
+        offered = await offer_slots(connection, [11], Actor("clerk", Role.SCHEDULER))
         await connection.execute(
             "UPDATE slots SET hold_expires_at = now() - interval '1 minute' WHERE id IN (11, 21)"
         )
@@ -667,12 +667,12 @@ async def test_a_patient_who_moves_is_offered_slots_near_the_new_home(
 ) -> None:
     connection = await connect(commit_world_url)
     try:
-        before = await candidates_for_slots(connection, [11], None)
+        before = await candidates_for_slots(connection, [11], [])
         # Ivy (referral 5, 30 km at most) moves from Manchester to Camden
         await connection.execute(
             "UPDATE patients SET latitude = 51.54, longitude = -0.14 WHERE id = 2"
         )
-        after = await candidates_for_slots(connection, [11], None)
+        after = await candidates_for_slots(connection, [11], [])
     finally:
         await connection.close()
     assert 5 not in {row["id"] for row in before}
@@ -681,7 +681,7 @@ async def test_a_patient_who_moves_is_offered_slots_near_the_new_home(
 
 async def test_offers_made_at_once_never_choose_the_same_referral(commit_world_url: str) -> None:
     first, second = await connect(commit_world_url), await connect(commit_world_url)
-    clerk = Actor("clerk", "scheduler")
+    clerk = Actor("clerk", Role.SCHEDULER)
     try:
         open_transaction = first.transaction()
         await open_transaction.start()

@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from care_graph.auth import Role
 from care_graph.domain import referrals
 from care_graph.domain.booking import Actor
 from care_graph.domain.waiting_times import Priority
@@ -15,7 +16,7 @@ from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.seed.load import advance_identities
 from tests.test_auth import WORLD
 
-REFERRER = Actor("gp-smith", "referrer")
+REFERRER = Actor("gp-smith", Role.REFERRER)
 DRAWS = 5  # referrals.UBRN_DRAWS, spelt out as the error message spells it
 
 

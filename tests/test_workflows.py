@@ -303,6 +303,16 @@ async def test_reschedule_links_and_moves(client: httpx.AsyncClient) -> None:
     }
 
 
+async def _has_started(db: asyncpg.Connection[Any], slot: int) -> None:
+    """Let time pass: the slot's appointment is over (it started ``slot`` hours ago, so that
+    the same clinician's slots never overlap)."""
+    await db.execute(
+        "UPDATE slots SET starts_at = now() - make_interval(hours => $1::int),"
+        " ends_at = now() - make_interval(hours => $1::int) + (ends_at - starts_at) WHERE id = $1",
+        slot,
+    )
+
+
 async def test_a_first_appointment_missed_restarts_the_clock(
     client: httpx.AsyncClient,
     db: asyncpg.Connection[Any],
@@ -310,6 +320,10 @@ async def test_a_first_appointment_missed_restarts_the_clock(
     await db.execute("UPDATE referrals SET clock_start = now() - interval '60 days' WHERE id = 1")
     booked = await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 3))
     appointment = booked["data"]["bookAppointment"]["appointment"]["id"]
+    early = await gql(client, ATTENDANCE, CLERK, appointmentId=appointment, attended=True)
+    assert code(early) == "INVALID_TRANSITION"  # not before the appointment has started
+    assert await db.fetchval("SELECT status FROM appointments") == "booked"
+    await _has_started(db, 3)
     missed = await gql(
         client,
         ATTENDANCE,
@@ -333,6 +347,7 @@ async def test_a_first_appointment_missed_restarts_the_clock(
     assert restarted is True
     booked = await gql(client, BOOK, CLERK, referralId=gid("Referral", 1), slotId=gid("Slot", 4))
     second = booked["data"]["bookAppointment"]["appointment"]["id"]
+    await _has_started(db, 4)
     seen = await gql(client, ATTENDANCE, CLERK, appointmentId=second, attended=True)
     assert seen["data"]["recordAttendance"]["appointment"]["referral"] == {"status": "COMPLETED"}
     assert (

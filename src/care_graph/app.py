@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -21,7 +24,10 @@ from care_graph.config import Settings
 from care_graph.db.live import LiveEvents
 from care_graph.db.migrate import current_version, latest_version
 from care_graph.db.pool import create_pool
+from care_graph.domain.offers import SWEEP_BATCH, sweep_lapsed_holds
 from care_graph.errors import CareGraphError, ErrorCode
+
+logger = logging.getLogger(__name__)
 
 
 async def healthz(request: Request) -> JSONResponse:
@@ -52,6 +58,20 @@ async def readyz(request: Request) -> JSONResponse:
     return JSONResponse({"ready": True, "migration": version})
 
 
+async def sweep_forever(pool: asyncpg.Pool[Any], config: Settings) -> None:
+    """Every ``sweep_seconds``, offer on the slots whose holds have lapsed (domain/offers.py),
+    a batch at a time until none is left. A failed sweep is logged and tried again later."""
+    while True:
+        await asyncio.sleep(config.sweep_seconds)
+        try:
+            async with pool.acquire() as connection:
+                swept = await sweep_lapsed_holds(connection, model=config.cost_model)
+                while len(swept.lapsed) == SWEEP_BATCH:  # more may be waiting
+                    swept = await sweep_lapsed_holds(connection, model=config.cost_model)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+            logger.warning("sweeping lapsed holds failed; trying again later", exc_info=True)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     """Build the ASGI app; it opens its pool to ``DATABASE_URL`` on startup.
 
@@ -74,9 +94,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
             statement_timeout_ms=config.statement_timeout_ms,
         )
         await live.start(config.database_url or "")
+        sweeper = (
+            asyncio.create_task(sweep_forever(app.state.pool, config))
+            if config.sweep_seconds > 0
+            else None
+        )
         try:
             yield
         finally:
+            if sweeper is not None:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
             await live.stop()
             await app.state.pool.close()
 

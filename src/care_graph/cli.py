@@ -284,7 +284,7 @@ def match(
     if plan_key is not None and (compare or services or regions):
         raise click.UsageError("--plan commits a kept plan: it takes no scope and no --compare")
     scope = Scope(list(services) or None, list(regions) or None, horizon_days)
-    actor = Actor("care-graph match", "scheduler")
+    actor = Actor("care-graph match", Role.SCHEDULER)
 
     async def run(connection: Any) -> Any:
         instance = None

@@ -28,6 +28,7 @@ class Settings:
     introspection: bool
     anonymous_role: str | None
     cost_model: CostModel
+    sweep_seconds: float  # how often lapsed holds are offered on; 0: never (tests, tools)
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -44,6 +45,7 @@ class Settings:
             introspection=_flag_from_env("CARE_GRAPH_INTROSPECTION", default=development),
             anonymous_role=os.environ.get("CARE_GRAPH_ANONYMOUS_ROLE") or None,
             cost_model=_cost_model_from_env("CARE_GRAPH_MATCH_WEIGHTS"),
+            sweep_seconds=_float_from_env("CARE_GRAPH_SWEEP_SECONDS", 15.0),
         )
 
 
@@ -55,6 +57,19 @@ def _int_from_env(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise ValueError(f"{name} must be a whole number, got {raw!r}") from None
+
+
+def _float_from_env(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ValueError(f"{name} must be a number, got {raw!r}") from None
+    if not value >= 0:
+        raise ValueError(f"{name} must be 0 or more, got {raw!r}")
+    return value
 
 
 def _cost_model_from_env(name: str) -> CostModel:

@@ -16,7 +16,7 @@ from care_graph.api.args import Arg, Params
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.api.ids import decode_cursor, decode_global_id
 from care_graph.api.policy import Policy
-from care_graph.clinic_time import midnight_sql
+from care_graph.db import bookable
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -246,7 +246,7 @@ def slot_filters(f: Arg, p: Params, t: str) -> list[str]:
         conditions.append(f"{t}.starts_at < {p.add(f.field('starts_before'))}::timestamptz")
     if f.field("status").is_set:
         codes = p.add(f.field("status"), _fhir_codes)
-        conditions.append(f"{t}.status = ANY({codes}::text[])")
+        conditions.append(f"{bookable.shown_status(t)} = ANY({codes}::text[])")
     near = f.field("near")
     if near.is_set:
         lat = p.add(near.field("latitude"))
@@ -385,23 +385,20 @@ ROSTER_SHIFTS = ListSpec(
     "STARTS_AT",
 )
 
-# Free slots that satisfy every hard constraint of the parent referral ({p}): its service, at a
-# site within its maximum travel of the patient, not before its earliest date (nor the past),
-# with a clinician holding its required skill. The reachable sites are found first (a handful
-# per referral) and each is read in time order from the slot index, so a page reads a few rows
-# per site instead of every free slot of the service.
+# The slots the parent referral ({p}) may book: every booking rule about the slot
+# (db/bookable.py), so the list offers exactly what bookAppointment (or, for a booked
+# referral, rescheduleAppointment) accepts. The sites within the referral's maximum
+# travel are found first (a handful per referral) and each is read in time order from the
+# slot index, so a page reads a few rows per site instead of every slot of the service; the
+# travel rule itself is then one of the rules checked on each row.
 REACHABLE_SITES = (
-    "SELECT ss.site_id FROM site_services ss JOIN sites s ON s.id = ss.site_id"
-    " JOIN patients pt ON pt.id = {p}.patient_id WHERE ss.service_id = {p}.to_service_id"
-    " AND ({p}.max_travel_km IS NULL OR great_circle_km(pt.latitude, pt.longitude,"
-    " s.latitude, s.longitude) <= {p}.max_travel_km)"
+    "SELECT ss.site_id FROM site_services ss WHERE ss.service_id = {p}.to_service_id AND "
+    + bookable.within_travel("{p}", bookable.distance_km("{p}", "ss.site_id"))
 )
 CANDIDATE_SLOTS = replace(
     SLOTS.nested(
-        "{t}.status = 'free' AND {t}.service_id = {p}.to_service_id"
-        " AND {t}.starts_at >= greatest(now(), " + midnight_sql("{p}.earliest_date") + ")"
-        " AND ({p}.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k"
-        " WHERE k.staff_id = {t}.staff_id AND k.skill_code = {p}.required_skill))"
+        "{t}.service_id = {p}.to_service_id AND {t}.starts_at > now() AND "
+        + bookable.bookable("{p}", "{t}", referral_state=False)
     ),
     fan_out=("site_id", REACHABLE_SITES),
 )

@@ -204,7 +204,7 @@ async def run_matching(
         return _plan_type(plan, plan_key)
     done = await commit_plan(
         OneConnection(connection),
-        Actor(viewer.subject, str(viewer.role), None, viewer.site_ids),
+        Actor(viewer.subject, viewer.role, None, viewer.site_ids),
         pairs,
         key=plan_key,
     )

@@ -3,7 +3,7 @@ return typed payloads. Expected failures come back as errors with the domain's s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import date, time
 from enum import Enum
 from typing import Any
@@ -41,18 +41,26 @@ def mutation(description: str) -> Any:
 
 def _actor(info: strawberry.Info) -> booking.Actor:
     viewer = info.context.viewer
-    return booking.Actor(viewer.subject, str(viewer.role), viewer.patient_id, viewer.site_ids)
+    return booking.Actor(viewer.subject, viewer.role, viewer.patient_id, viewer.site_ids)
 
 
 async def _offer(info: strawberry.Info, freed: booking.Freed | None) -> None:
     """Keep the waiting list moving: a slot a change set free goes on hold at once for the
     best waiting referral (never the one that gave it up)."""
     if freed is not None:
+        await _offer_slots(info, [freed.slot_id], [freed.referral_id])
+
+
+async def _offer_slots(
+    info: strawberry.Info, slot_ids: Sequence[int], excluded_referrals: Sequence[int] = ()
+) -> None:
+    """Offer slots a change let go of to the waiting referrals that gain most."""
+    if slot_ids:
         await offers.offer_slots(
             info.context.loaders.connection,
-            [freed.slot_id],
+            list(slot_ids),
             _actor(info),
-            excluded_referral=freed.referral_id,
+            excluded_referrals=excluded_referrals,
             model=info.context.cost_model,
         )
 
@@ -64,16 +72,45 @@ def _key(global_id: strawberry.ID, type_name: str) -> int:
     return decoded[1]
 
 
+@strawberry.input(description="An administrator's deliberate exception to the booking rules.")
+class OverrideInput:
+    reason: str = strawberry.field(description="Why; recorded in the audit event.")
+
+
 @strawberry.input(description="Book a waiting referral into a slot.")
 class BookAppointmentInput:
     referral_id: strawberry.ID
     slot_id: strawberry.ID
     idempotency_key: str | None = strawberry.field(
+        default=None,
+        description="Retries with the same key (8 to 200 characters, yours alone) return the"
+        " first booking.",
+    )
+    override: OverrideInput | None = strawberry.field(
+        default=None,
+        description="Administrators only: book past the rules a clinic may set aside (double"
+        " booking, skill, earliest date, travel), audited with the reason.",
+    )
+
+
+@strawberry.input(description="Book the slot offered to (or held for) a referral.")
+class AcceptOfferInput:
+    referral_id: strawberry.ID
+    idempotency_key: str | None = strawberry.field(
         default=None, description="Retries with the same key return the first booking."
     )
 
 
-@strawberry.input(description="Hold a free slot for a waiting referral for a few minutes.")
+@strawberry.input(description="Turn down the slot offered to a referral; it goes to the next.")
+class DeclineOfferInput:
+    referral_id: strawberry.ID
+    reason: str = strawberry.field(description="Why, in a few words (at most 200 characters).")
+
+
+@strawberry.input(
+    description="Hold a slot a waiting referral may book, for a few minutes; a referral holds"
+    " one slot at a time."
+)
 class HoldSlotInput:
     referral_id: strawberry.ID
     slot_id: strawberry.ID
@@ -230,26 +267,56 @@ class Mutation:
     async def book_appointment(
         self, info: strawberry.Info, input: BookAppointmentInput
     ) -> BookAppointmentPayload:
-        appointment_id = await booking.book_appointment(
+        booked = await booking.book_appointment(
             info.context.loaders.connection,
             referral_id=_key(input.referral_id, "Referral"),
             slot_id=_key(input.slot_id, "Slot"),
             actor=_actor(info),
             idempotency_key=input.idempotency_key,
+            override=None if input.override is None else input.override.reason,
         )
-        appointment = await info.context.loaders.node("Appointment", appointment_id)
+        await _offer_slots(info, booked.released)
+        appointment = await info.context.loaders.node("Appointment", booked.appointment_id)
         return BookAppointmentPayload(appointment=appointment)
 
-    @mutation("Hold a free slot for a referral (busy-tentative).")
+    @mutation("Book the slot offered to a referral; safe to retry with a key.")
+    async def accept_offer(
+        self, info: strawberry.Info, input: AcceptOfferInput
+    ) -> BookAppointmentPayload:
+        booked = await booking.accept_offer(
+            info.context.loaders.connection,
+            referral_id=_key(input.referral_id, "Referral"),
+            actor=_actor(info),
+            idempotency_key=input.idempotency_key,
+        )
+        appointment = await info.context.loaders.node("Appointment", booked.appointment_id)
+        return BookAppointmentPayload(appointment=appointment)
+
+    @mutation("Decline the slot offered to a referral; it is offered to the next at once.")
+    async def decline_offer(
+        self, info: strawberry.Info, input: DeclineOfferInput
+    ) -> ReferralPayload:
+        referral_id = _key(input.referral_id, "Referral")
+        freed = await booking.decline_offer(
+            info.context.loaders.connection,
+            referral_id=referral_id,
+            reason=input.reason,
+            actor=_actor(info),
+        )
+        await _offer(info, freed)
+        return ReferralPayload(referral=await info.context.loaders.node("Referral", referral_id))
+
+    @mutation("Hold a slot for a referral (BUSY_TENTATIVE); a new hold replaces its last.")
     async def hold_slot(self, info: strawberry.Info, input: HoldSlotInput) -> HoldSlotPayload:
         slot_id = _key(input.slot_id, "Slot")
-        await booking.hold_slot(
+        released = await booking.hold_slot(
             info.context.loaders.connection,
             referral_id=_key(input.referral_id, "Referral"),
             slot_id=slot_id,
             actor=_actor(info),
             minutes=input.minutes,
         )
+        await _offer_slots(info, released)
         return HoldSlotPayload(slot=await info.context.loaders.node("Slot", slot_id))
 
     @mutation("Cancel a booking; the referral waits again.")

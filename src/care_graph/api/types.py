@@ -30,6 +30,7 @@ from care_graph.api.inputs import (
     SlotFilter,
 )
 from care_graph.clinic_time import TODAY_SQL, day_sql
+from care_graph.db import bookable
 from care_graph.domain.lifecycle import FHIR_STATUS
 
 NodeT = TypeVar("NodeT")
@@ -129,8 +130,12 @@ class Slot(Node):
     staff: Staff = to_one("Staff", "{t}.staff_id")
     starts_at: datetime = column("{t}.starts_at")
     ends_at: datetime = column("{t}.ends_at")
-    status: SlotStatus = column("cg_enum({t}.status)")
-    hold_expires_at: datetime | None = column("{t}.hold_expires_at")
+    status: SlotStatus = column(
+        f"cg_enum({bookable.shown_status('{t}')})", "A lapsed hold reads as FREE at once."
+    )
+    hold_expires_at: datetime | None = column(
+        bookable.shown_hold_expiry("{t}"), "When the hold on this slot lapses, if it has one."
+    )
 
     @strawberry.field(
         description="Great-circle distance in km from a point to the slot's site.",
@@ -292,6 +297,15 @@ class Referral(Node):
     required_skill: str | None = column("{t}.required_skill")
     redirected_from: Referral | None = to_one("Referral", "{t}.redirected_from_id")
     rejection_reason: str | None = column("{t}.rejection_reason")
+    offer: Slot | None = to_one(
+        "Slot",
+        "(SELECT held.id FROM slots held WHERE held.held_for_referral_id = {t}.id AND "
+        + bookable.live_hold("held")
+        + " ORDER BY held.hold_expires_at DESC LIMIT 1)",
+        "The slot held for this referral, awaiting its answer: an offer made to it (accept or"
+        " decline it) or its own hold; null when none is live. The slot's holdExpiresAt says"
+        " until when.",
+    )
 
     appointments: Connection[Appointment] = connection(
         Appointment,

@@ -8,7 +8,10 @@ from typing import Any
 
 import asyncpg
 
+from care_graph.db import bookable, live
 from care_graph.db.pool import Connection
+from care_graph.domain.lifecycle import ReferralStatus
+from care_graph.domain.statuses import AppointmentStatus, SlotStatus
 
 
 async def lock_referral(connection: Connection, referral_id: int) -> asyncpg.Record | None:
@@ -21,15 +24,39 @@ async def lock_referral(connection: Connection, referral_id: int) -> asyncpg.Rec
 
 
 async def lock_slot(connection: Connection, slot_id: int) -> asyncpg.Record | None:
-    """The slot row, locked for update, with whether its hold (if any) has expired."""
+    """The slot row, locked for update (None when there is none)."""
     row: asyncpg.Record | None = await connection.fetchrow(
         "SELECT id, status, service_id, site_id, held_for_referral_id, starts_at,"
-        " hold_expires_at IS NOT NULL AND hold_expires_at <= now() AS hold_expired,"
-        " starts_at <= now() AS in_the_past"
-        " FROM slots WHERE id = $1 FOR UPDATE",
+        " hold_expires_at FROM slots WHERE id = $1 FOR UPDATE",
         slot_id,
     )
     return row
+
+
+async def held_slot(connection: Connection, referral_id: int) -> tuple[int, bool] | None:
+    """The slot held for a referral (the latest, if ever several), and whether the hold is
+    still live; None when none is held."""
+    row = await connection.fetchrow(
+        f"SELECT id, {bookable.live_hold('s')} AS live FROM slots s"
+        f" WHERE held_for_referral_id = $1 AND status = '{SlotStatus.BUSY_TENTATIVE}'"
+        " ORDER BY hold_expires_at DESC LIMIT 1",
+        referral_id,
+    )
+    return None if row is None else (row["id"], row["live"])
+
+
+async def broken_rules(
+    connection: Connection, referral_id: int, slot_id: int
+) -> list[bookable.Rule]:
+    """The booking rules this (referral, slot) pair breaks, in the order they are reported."""
+    row = await connection.fetchrow(
+        f"SELECT {bookable.rule_columns('r', 's')} FROM referrals r, slots s"
+        " WHERE r.id = $1 AND s.id = $2",
+        referral_id,
+        slot_id,
+    )
+    assert row is not None  # both rows were locked in this transaction
+    return [rule for rule in bookable.RULES if not row[rule.name]]
 
 
 async def lock_slots(connection: Connection, slot_ids: list[int]) -> None:
@@ -66,19 +93,40 @@ async def insert_appointment(
     """A booked appointment; returns its id."""
     appointment_id: int = await connection.fetchval(
         "INSERT INTO appointments (referral_id, slot_id, status, booked_by, is_override)"
-        " VALUES ($1, $2, 'booked', $3, $4) RETURNING id",
+        " VALUES ($1, $2, $5, $3, $4) RETURNING id",
         referral_id,
         slot_id,
         actor,
         override,
+        AppointmentStatus.BOOKED.value,
     )
     return appointment_id
+
+
+def slot_notice(s: str) -> str:
+    """SQL announcing slot row ``s``'s new state on the slots channel at commit."""
+    return (
+        f"pg_notify('{live.SLOTS}', json_build_object('slot', {s}.id,"
+        f" 'serviceCode', (SELECT code FROM services WHERE id = {s}.service_id),"
+        f" 'region', (SELECT region_code FROM sites WHERE id = {s}.site_id),"
+        f" 'status', {s}.status, 'startsAt', {s}.starts_at)::text)"
+    )
+
+
+def appointment_notice(a: str) -> str:
+    """SQL announcing appointment row ``a``'s new state on the appointments channel."""
+    return (
+        f"pg_notify('{live.APPOINTMENTS}', (SELECT json_build_object('appointment', {a}.id,"
+        f" 'referral', {a}.referral_id, 'slot', {a}.slot_id, 'status', {a}.status,"
+        " 'patient', nr.patient_id, 'referrer', nr.referrer_subject)"
+        f" FROM referrals nr WHERE nr.id = {a}.referral_id)::text)"
+    )
 
 
 async def set_slot_status(
     connection: Connection,
     slot_id: int,
-    status: str,
+    status: SlotStatus,
     hold_minutes: int | None = None,
     held_for: int | None = None,
 ) -> None:
@@ -88,25 +136,54 @@ async def set_slot_status(
         "WITH changed AS (UPDATE slots SET status = $2, version = version + 1,"
         " hold_expires_at = CASE WHEN $3::int IS NULL THEN NULL"
         " ELSE now() + make_interval(mins => $3::int) END, held_for_referral_id = $4"
-        " WHERE id = $1 RETURNING id, service_id, site_id, starts_at, status)"
-        " SELECT pg_notify('care_graph_slots', json_build_object('slot', c.id,"
-        " 'serviceCode', v.code, 'region', s.region_code, 'status', c.status,"
-        " 'startsAt', c.starts_at)::text)"
-        " FROM changed c JOIN services v ON v.id = c.service_id JOIN sites s ON s.id = c.site_id",
+        " WHERE id = $1 RETURNING *)"
+        f" SELECT {slot_notice('c')} FROM changed c",
         slot_id,
-        status,
+        status.value,
         hold_minutes,
         held_for,
     )
 
 
+async def release_holds(
+    connection: Connection,
+    *,
+    referral_ids: list[int] | None = None,
+    keep_slot: int | None = None,
+    limit: int | None = None,
+) -> list[tuple[int, int]]:
+    """Free the slots held for these referrals (but ``keep_slot``), live or lapsed; with no
+    referrals, up to ``limit`` slots whose hold has lapsed, skipping rows another
+    transaction holds. Announced at commit; returns (slot, referral it was held for)."""
+    # a sweep passes over rows others hold; a referral's own holds are waited for
+    skip = " SKIP LOCKED" if referral_ids is None else ""
+    rows = await connection.fetch(
+        f"""
+        WITH held AS (
+            SELECT id, held_for_referral_id FROM slots
+            WHERE held_for_referral_id IS NOT NULL AND status = '{SlotStatus.BUSY_TENTATIVE}'
+              AND CASE WHEN $1::bigint[] IS NULL THEN hold_expires_at <= now()
+                       ELSE held_for_referral_id = ANY($1::bigint[]) END
+              AND id IS DISTINCT FROM $2
+            ORDER BY id LIMIT $3 FOR UPDATE{skip}),
+        released AS (
+            UPDATE slots s SET status = '{SlotStatus.FREE}', hold_expires_at = NULL,
+                held_for_referral_id = NULL, version = version + 1
+            FROM held WHERE s.id = held.id
+            RETURNING s.*, held.held_for_referral_id AS held_for)
+        SELECT id, held_for, {slot_notice("released")} FROM released ORDER BY id
+        """,
+        referral_ids,
+        keep_slot,
+        limit,
+    )
+    return [(row["id"], row["held_for"]) for row in rows]
+
+
 async def announce_appointment(connection: Connection, appointment_id: int) -> None:
     """Announce an appointment's new state on the appointments channel at commit."""
     await connection.execute(
-        "SELECT pg_notify('care_graph_appointments', json_build_object('appointment', a.id,"
-        " 'referral', a.referral_id, 'slot', a.slot_id, 'status', a.status,"
-        " 'patient', r.patient_id, 'referrer', r.referrer_subject)::text)"
-        " FROM appointments a JOIN referrals r ON r.id = a.referral_id WHERE a.id = $1",
+        f"SELECT {appointment_notice('a')} FROM appointments a WHERE a.id = $1",
         appointment_id,
     )
 
@@ -123,10 +200,11 @@ async def set_referral_status(connection: Connection, referral_id: int, status: 
 async def cancel_appointment_row(connection: Connection, appointment_id: int, reason: str) -> None:
     """Mark an appointment cancelled with its reason."""
     await connection.execute(
-        "UPDATE appointments SET status = 'cancelled', cancellation_reason = $2,"
+        "UPDATE appointments SET status = $3, cancellation_reason = $2,"
         " version = version + 1 WHERE id = $1",
         appointment_id,
         reason,
+        AppointmentStatus.CANCELLED.value,
     )
 
 
@@ -137,7 +215,7 @@ async def claim_idempotency_key(
     (a concurrent claim waits for the first transaction to finish)."""
     claimed = await connection.fetchval(
         "INSERT INTO idempotency_keys (key, actor, operation, request_hash, response)"
-        " VALUES ($1, $2, $3, $4, 'null') ON CONFLICT (key) DO NOTHING RETURNING true",
+        " VALUES ($1, $2, $3, $4, 'null') ON CONFLICT (actor, key) DO NOTHING RETURNING true",
         key,
         actor,
         operation,
@@ -146,19 +224,24 @@ async def claim_idempotency_key(
     return bool(claimed)
 
 
-async def stored_response(connection: Connection, key: str) -> asyncpg.Record:
-    """What was recorded under a key: the request's hash and the response."""
+async def stored_response(connection: Connection, actor: str, key: str) -> asyncpg.Record:
+    """What was recorded under an actor's key: the request's hash and the response."""
     row: asyncpg.Record | None = await connection.fetchrow(
-        "SELECT request_hash, response FROM idempotency_keys WHERE key = $1", key
+        "SELECT request_hash, response FROM idempotency_keys WHERE actor = $1 AND key = $2",
+        actor,
+        key,
     )
     assert row is not None  # only asked after the key was found taken
     return row
 
 
-async def store_response(connection: Connection, key: str, response: Any) -> None:
-    """Record the response given under a key."""
+async def store_response(connection: Connection, actor: str, key: str, response: Any) -> None:
+    """Record the response given under an actor's key."""
     await connection.execute(
-        "UPDATE idempotency_keys SET response = $2 WHERE key = $1", key, response
+        "UPDATE idempotency_keys SET response = $3 WHERE actor = $1 AND key = $2",
+        actor,
+        key,
+        response,
     )
 
 
@@ -192,56 +275,50 @@ async def book_pairs(
     role: str,
     site_ids: list[int] | None = None,
 ) -> list[tuple[int, int, int]]:
-    """Book many (referral, slot) pairs in one statement under the same rules as one booking:
-    the referral waits (ACCEPTED), the slot is on offer (free, a lapsed hold, or held for this
-    referral), in the future, for the referral's service and, for site-bound staff, at one of
-    their sites; rows are locked in id order, referrals first, and the
-    unique indexes settle any race. Returns (appointment, referral, slot) of each booking made;
-    pairs that no longer hold are skipped."""
+    """Book many (referral, slot) pairs in one statement under the rules of one booking
+    (db/bookable.py), for site-bound staff only at their sites, and only for referrals that
+    hold no live offer of another slot (they wait for their answer); rows are locked in id
+    order, referrals first, and the unique indexes settle any race. Returns (appointment,
+    referral, slot) of each booking made; pairs that no longer hold are skipped."""
     # referrals before slots, as every single booking locks them: one statement locking both
     # would take them in whatever order its plan reads them, and could deadlock with one
     await connection.execute(
         "SELECT FROM referrals WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE", referral_ids
     )
     rows = await connection.fetch(
-        """
+        f"""
         WITH wanted AS (
             SELECT * FROM unnest($1::bigint[], $2::bigint[]) AS w(referral_id, slot_id)),
         waiting AS (
-            SELECT id, to_service_id FROM referrals
-            WHERE id IN (SELECT referral_id FROM wanted) AND status = 'ACCEPTED'
-            ORDER BY id FOR UPDATE),
+            SELECT {", ".join(bookable.REFERRAL_COLUMNS)} FROM referrals
+            WHERE id IN (SELECT referral_id FROM wanted) ORDER BY id FOR UPDATE),
         offered AS (
-            SELECT id, service_id, status, hold_expires_at, held_for_referral_id FROM slots
-            WHERE id IN (SELECT slot_id FROM wanted) AND starts_at > now()
-              AND status IN ('free', 'busy-tentative')
+            SELECT {", ".join(bookable.SLOT_COLUMNS)} FROM slots
+            WHERE id IN (SELECT slot_id FROM wanted)
               AND ($5::int[] IS NULL OR site_id = ANY($5::int[]))
             ORDER BY id FOR UPDATE),
-        held_elsewhere AS MATERIALIZED (  -- live offers to these referrals, by the index
-            SELECT held_for_referral_id AS referral_id, id AS slot_id FROM slots
-            WHERE held_for_referral_id = ANY($1::bigint[]) AND status = 'busy-tentative'
-              AND hold_expires_at > now()),
+        offers_out AS MATERIALIZED (  -- live offers to these referrals, once, by the index
+            {bookable.live_offers_to("$1::bigint[]")}),
         fit AS (
             SELECT DISTINCT ON (w.slot_id) w.referral_id, w.slot_id
             FROM wanted w JOIN waiting r ON r.id = w.referral_id
-            JOIN offered s ON s.id = w.slot_id AND s.service_id = r.to_service_id
-            WHERE (s.status = 'free' OR s.hold_expires_at <= now()
-                   OR s.held_for_referral_id = w.referral_id)
-              -- a referral offered another slot since the plan was made waits for its answer
-              AND NOT EXISTS (SELECT 1 FROM held_elsewhere e
-                  WHERE e.referral_id = w.referral_id AND e.slot_id <> w.slot_id)
+            JOIN offered s ON s.id = w.slot_id
+            WHERE {bookable.bookable("r", "s")}
+              AND NOT EXISTS (SELECT 1 FROM offers_out o
+                  WHERE o.referral_id = w.referral_id AND o.slot_id <> w.slot_id)
             ORDER BY w.slot_id, w.referral_id),
         booked AS (
             INSERT INTO appointments (referral_id, slot_id, booked_by)
             SELECT referral_id, slot_id, $3 FROM fit
             ON CONFLICT DO NOTHING
-            RETURNING id, referral_id, slot_id),
+            RETURNING *),
         slots_taken AS (
-            UPDATE slots SET status = 'busy', hold_expires_at = NULL,
+            UPDATE slots SET status = '{SlotStatus.BUSY}', hold_expires_at = NULL,
                 held_for_referral_id = NULL, version = version + 1
-            WHERE id IN (SELECT slot_id FROM booked) RETURNING id),
+            WHERE id IN (SELECT slot_id FROM booked) RETURNING *),
         referrals_booked AS (
-            UPDATE referrals SET status = 'BOOKED', version = version + 1, updated_at = now()
+            UPDATE referrals SET status = '{ReferralStatus.BOOKED}', version = version + 1,
+                updated_at = now()
             WHERE id IN (SELECT referral_id FROM booked) RETURNING id),
         audited AS (
             INSERT INTO audit_events (actor, actor_role, operation, record_type, record_id,
@@ -249,17 +326,8 @@ async def book_pairs(
             SELECT $3, $4, 'BOOK', 'appointment', id,
                    json_build_object('referral', referral_id, 'slot', slot_id, 'plan', true)
             FROM booked RETURNING 1),
-        slot_events AS (
-            SELECT pg_notify('care_graph_slots', json_build_object('slot', s.id,
-                'serviceCode', v.code, 'region', t.region_code, 'status', 'busy',
-                'startsAt', s.starts_at)::text)
-            FROM booked b JOIN slots s ON s.id = b.slot_id
-            JOIN services v ON v.id = s.service_id JOIN sites t ON t.id = s.site_id),
-        appointment_events AS (
-            SELECT pg_notify('care_graph_appointments', json_build_object('appointment', b.id,
-                'referral', b.referral_id, 'slot', b.slot_id, 'status', 'booked',
-                'patient', r.patient_id, 'referrer', r.referrer_subject)::text)
-            FROM booked b JOIN referrals r ON r.id = b.referral_id)
+        slot_events AS (SELECT {slot_notice("t")} FROM slots_taken t),
+        appointment_events AS (SELECT {appointment_notice("b")} FROM booked b)
         SELECT id, referral_id, slot_id FROM booked
         WHERE (SELECT count(*) FROM slot_events) >= 0
           AND (SELECT count(*) FROM appointment_events) >= 0

@@ -8,6 +8,13 @@ from typing import Any
 import asyncpg
 
 from care_graph.db.pool import Connection
+from care_graph.domain.statuses import (
+    ATTENDANCE_RECORDED,
+    CANCELLABLE_APPOINTMENT,
+    OPEN_APPOINTMENT,
+    AppointmentStatus,
+    sql_list,
+)
 
 
 async def insert_patient(connection: Connection, values: dict[str, Any]) -> int:
@@ -132,8 +139,7 @@ async def update_referral(connection: Connection, referral_id: int, **changes: A
     """Set the given referral columns (names are ours, never the caller's)."""
     columns = ", ".join(f"{name} = ${index + 2}" for index, name in enumerate(changes))
     await connection.execute(
-        f"UPDATE referrals SET {columns}, version = version + 1, updated_at = now()"  # noqa: S608
-        " WHERE id = $1",
+        f"UPDATE referrals SET {columns}, version = version + 1, updated_at = now() WHERE id = $1",
         referral_id,
         *changes.values(),
     )
@@ -161,7 +167,7 @@ async def open_appointment_of(connection: Connection, referral_id: int) -> int |
     """The referral's appointment in play, if any."""
     found: int | None = await connection.fetchval(
         "SELECT id FROM appointments WHERE referral_id = $1"
-        " AND status IN ('pending', 'booked', 'arrived', 'checked-in')",
+        f" AND status IN {sql_list(OPEN_APPOINTMENT)}",
         referral_id,
     )
     return found
@@ -171,7 +177,7 @@ async def earlier_attendances(connection: Connection, referral_id: int, appointm
     """How many of the referral's other appointments were attended or missed."""
     count: int = await connection.fetchval(
         "SELECT count(*) FROM appointments WHERE referral_id = $1 AND id <> $2"
-        " AND status IN ('fulfilled', 'noshow')",
+        f" AND status IN {sql_list(ATTENDANCE_RECORDED)}",
         referral_id,
         appointment_id,
     )
@@ -179,14 +185,14 @@ async def earlier_attendances(connection: Connection, referral_id: int, appointm
 
 
 async def set_attendance(
-    connection: Connection, appointment_id: int, status: str, reason: str | None
+    connection: Connection, appointment_id: int, status: AppointmentStatus, reason: str | None
 ) -> None:
     """Record that an appointment was attended (fulfilled) or missed (noshow)."""
     await connection.execute(
         "UPDATE appointments SET status = $2, non_attendance_reason = $3, version = version + 1"
         " WHERE id = $1",
         appointment_id,
-        status,
+        status.value,
         reason,
     )
 
@@ -236,7 +242,7 @@ async def booked_appointments_in(connection: Connection, slot_ids: list[int]) ->
     """Appointments in play in these slots."""
     rows = await connection.fetch(
         "SELECT id FROM appointments WHERE slot_id = ANY($1::bigint[])"
-        " AND status IN ('pending', 'booked') ORDER BY id",
+        f" AND status IN {sql_list(CANCELLABLE_APPOINTMENT)} ORDER BY id",
         slot_ids,
     )
     return [row["id"] for row in rows]

@@ -7,7 +7,9 @@ from typing import Any
 import numpy.typing as npt
 
 from care_graph.clinic_time import TODAY_SQL, day_sql
+from care_graph.db import bookable
 from care_graph.db.arrays import fetch_columns
+from care_graph.db.live import OFFERS
 from care_graph.db.pool import Connection
 from care_graph.errors import CareGraphError, ErrorCode
 
@@ -17,11 +19,6 @@ _SCOPE_REFERRALS = (
     " AND ($1::text[] IS NULL OR r.to_service_id IN (SELECT id FROM services"
     " WHERE code = ANY($1::text[])))"
     " AND ($2::text[] IS NULL OR p.region_code = ANY($2::text[]))"
-)
-# a referral offered a slot waits for its answer rather than being matched again
-_HOLDS_AN_OFFER = (
-    "EXISTS (SELECT 1 FROM slots h WHERE h.held_for_referral_id = r.id"
-    " AND h.status = 'busy-tentative' AND h.hold_expires_at > now())"
 )
 _SCOPE_SLOTS = (
     " AND ($1::text[] IS NULL OR s.service_id IN (SELECT id FROM services"
@@ -67,9 +64,9 @@ async def waiting_referrals(
         " -1)::int4,"
         " p.latitude::float8, p.longitude::float8"
         " FROM referrals r JOIN patients p ON p.id = r.patient_id"
-        " WHERE r.status = 'ACCEPTED' AND NOT EXISTS (SELECT 1 FROM appointments a"
-        " WHERE a.referral_id = r.id AND a.status IN ('pending', 'booked', 'arrived',"
-        " 'checked-in')) AND NOT " + _HOLDS_AN_OFFER + _SCOPE_REFERRALS + " ORDER BY r.id",
+        f" WHERE {bookable.referral_waits('r')} AND NOT {bookable.awaits_offer_answer('r')}"
+        + _SCOPE_REFERRALS
+        + " ORDER BY r.id",
         services,
         regions,
     )
@@ -98,7 +95,7 @@ async def preferred_sites(
     query = _scoped(
         "SELECT r.id::int8, unnest(r.preferred_site_ids)::int4"
         " FROM referrals r JOIN patients p ON p.id = r.patient_id"
-        " WHERE r.status = 'ACCEPTED' AND cardinality(r.preferred_site_ids) > 0"
+        f" WHERE {bookable.referral_waits('r')} AND cardinality(r.preferred_site_ids) > 0"
         + _SCOPE_REFERRALS
         + " ORDER BY 1, 2",
         services,
@@ -114,7 +111,7 @@ async def free_slots(
     horizon_days: int,
     site_ids: list[int] | None = None,
 ) -> Arrays:
-    """Slots on offer (free, or held with an expired hold) from now to the horizon, at
+    """Slots open to anyone (free, or held with a lapsed hold) from now to the horizon, at
     ``site_ids`` only when given."""
     sites_wanted = (
         ""
@@ -129,8 +126,7 @@ async def free_slots(
         "SELECT s.id::int8, s.service_id::int4, s.site_id::int4, s.staff_id::int4,"
         " (extract(epoch FROM s.starts_at - now()) / 60)::int8,"
         f" ({day_sql('s.starts_at')} - {TODAY_SQL})::int4"
-        " FROM slots s WHERE (s.status = 'free' OR (s.status = 'busy-tentative'"
-        " AND s.hold_expires_at <= now())) AND s.starts_at > now()"
+        f" FROM slots s WHERE {bookable.slot_open('s')} AND s.starts_at > now()"
         f" AND s.starts_at < now() + interval '{int(horizon_days)} days'"
         + _SCOPE_SLOTS
         + sites_wanted
@@ -182,18 +178,19 @@ async def skill_codes(connection: Connection) -> list[str]:
 
 
 async def candidates_for_slots(
-    connection: Connection, slot_ids: list[int], excluded_referral: int | None
+    connection: Connection, slot_ids: list[int], excluded_referrals: list[int]
 ) -> list[Any]:
-    """Each (free slot, waiting referral — as ``waiting_referrals`` has them) pair that meets
-    every hard constraint: the slot's service, not before the referral's earliest date,
-    within its maximum travel, with any skill it needs held by the slot's clinician; and what
-    the cost model weighs. Only referrals whose reach box holds the slot's site are looked at
-    (migration 0011), found through their index."""
+    """Each (open slot, waiting referral — as ``waiting_referrals`` has them) pair that
+    keeps every booking rule (db/bookable.py), but for referrals in ``excluded_referrals``;
+    and what the cost model weighs. Only referrals whose reach box holds the slot's site are
+    looked at (migration 0011), found through their index."""
     rows: list[Any] = await connection.fetch(
         """
         WITH freed AS (
             SELECT id, service_id, site_id, staff_id, starts_at FROM slots
-            WHERE id = ANY($1::bigint[]) AND status = 'free' AND starts_at > now()),
+            WHERE id = ANY($1::bigint[]) AND """
+        + bookable.slot_open("slots")
+        + """ AND starts_at > now()),
         places AS (
             SELECT DISTINCT f.service_id, t.id AS site_id, t.latitude, t.longitude
             FROM freed f JOIN sites t ON t.id = f.site_id),
@@ -209,11 +206,10 @@ async def candidates_for_slots(
             -- patients table for a few thousand lookups
             CROSS JOIN LATERAL (SELECT latitude, longitude FROM patients
                                 WHERE id = r.patient_id OFFSET 0) p
-            WHERE r.status = 'ACCEPTED' AND r.id IS DISTINCT FROM $2
-              AND NOT EXISTS (SELECT 1 FROM appointments a WHERE a.referral_id = r.id
-                  AND a.status IN ('pending', 'booked', 'arrived', 'checked-in'))
-              AND NOT """
-        + _HOLDS_AN_OFFER
+            WHERE r.id <> ALL($2::bigint[]) AND """
+        + bookable.referral_waits("r")
+        + " AND NOT "
+        + bookable.awaits_offer_answer("r")
         + f""")
         SELECT s.id AS slot_id, w.id, w.priority,
                ({TODAY_SQL} - {day_sql("w.clock_start")}) AS waited_days,
@@ -222,14 +218,12 @@ async def candidates_for_slots(
                w.km, s.site_id = ANY(w.preferred_site_ids) AS preferred
         FROM freed s
         JOIN reach w ON w.site_id = s.site_id AND w.to_service_id = s.service_id
-        WHERE (w.max_travel_km IS NULL OR w.km <= w.max_travel_km)
-          AND (w.earliest_date IS NULL OR w.earliest_date <= {day_sql("s.starts_at")})
-          AND (w.required_skill IS NULL OR EXISTS (SELECT 1 FROM staff_skills k
-               WHERE k.staff_id = s.staff_id AND k.skill_code = w.required_skill))
+        WHERE {bookable.within_travel("w", "w.km")}
+          AND {bookable.not_before_earliest("w", "s")} AND {bookable.skill_held("w", "s")}
         ORDER BY w.id, s.id
         """,
         slot_ids,
-        excluded_referral,
+        excluded_referrals,
     )
     return rows
 
@@ -248,7 +242,7 @@ async def serialize_offers(connection: Connection, slot_ids: list[int]) -> None:
 async def announce_offer(connection: Connection, slot_id: int, referral_id: int) -> None:
     """Tell subscribers (at commit) that a slot is being offered to a referral."""
     await connection.execute(
-        "SELECT pg_notify('care_graph_offers', json_build_object('slot', s.id,"
+        f"SELECT pg_notify('{OFFERS}', json_build_object('slot', s.id,"
         " 'referral', r.id, 'patient', r.patient_id, 'referrer', r.referrer_subject,"
         " 'expires', s.hold_expires_at, 'startsAt', s.starts_at)::text)"
         " FROM slots s, referrals r WHERE s.id = $1 AND r.id = $2",

@@ -9,15 +9,23 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TypeVar
 
 import asyncpg
 
+from care_graph.auth import Role
+from care_graph.clinic_time import clinic_date
 from care_graph.db import booking_store as store
 from care_graph.db import care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.lifecycle import ReferralStatus, check_transition
+from care_graph.domain.statuses import (
+    CANCELLABLE_APPOINTMENT,
+    DUE_APPOINTMENT,
+    AppointmentStatus,
+    SlotStatus,
+)
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.errors import CareGraphError, ErrorCode
 
@@ -25,6 +33,9 @@ T = TypeVar("T")
 
 MAX_ATTEMPTS = 3
 MAX_HOLD_MINUTES = 60
+MIN_KEY_LENGTH, MAX_KEY_LENGTH = 8, 200
+MAX_REASON_LENGTH = 200
+MAY_RECORD_ATTENDANCE = frozenset({Role.CLINICIAN, Role.SCHEDULER, Role.ADMIN})
 NON_ATTENDANCE_REASONS = frozenset(
     {"CANCELLED_TOO_LATE", "ARRIVED_TOO_LATE", "PATIENT_FORGOT", "UNKNOWN"}
 )
@@ -46,7 +57,7 @@ class Actor:
     """Who is acting: a subject (from the token) and a role."""
 
     subject: str
-    role: str
+    role: Role
     patient_id: int | None = None  # set for patients: they act only on their own records
     site_ids: tuple[int, ...] | None = None  # set for clinic staff bound to some sites
 
@@ -95,52 +106,62 @@ def _may_act_for(actor: Actor, referral: asyncpg.Record) -> bool:
 
 
 def _check_may_book(actor: Actor) -> None:
-    if actor.role == "referrer":
+    if actor.role == Role.REFERRER:
         raise CareGraphError(
             ErrorCode.FORBIDDEN, "referrers refer; booking is for patients and booking staff"
+        )
+
+
+def check_idempotency_key(key: str | None) -> None:
+    """A key is 8 to 200 characters (as the database's CHECK says), refused before any work."""
+    if key is not None and not MIN_KEY_LENGTH <= len(key) <= MAX_KEY_LENGTH:
+        raise CareGraphError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"an idempotency key has {MIN_KEY_LENGTH} to {MAX_KEY_LENGTH} characters",
         )
 
 
 async def _locked_referral_and_slot(
     connection: Connection, referral_id: int, slot_id: int, actor: Actor
 ) -> tuple[asyncpg.Record, asyncpg.Record]:
-    referral = await store.lock_referral(connection, referral_id)
-    if referral is None or not _may_act_for(actor, referral):
-        raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
+    referral = await _locked_referral(connection, referral_id, actor)
     slot = await store.lock_slot(connection, slot_id)
     if slot is None:
         raise CareGraphError(ErrorCode.NOT_FOUND, "no such slot")
     actor.check_site(slot["site_id"])
-    if slot["service_id"] != referral["to_service_id"]:
-        raise CareGraphError(
-            ErrorCode.SLOT_SERVICE_MISMATCH, "the slot is not for the referral's service"
-        )
-    if slot["in_the_past"]:
-        raise CareGraphError(ErrorCode.SLOT_UNAVAILABLE, "the slot has already started")
     return referral, slot
 
 
-def _check_bookable(slot: asyncpg.Record, referral_id: int, override: bool) -> None:
-    """A slot is bookable when free, when held for this referral (and the hold is live), or
-    when someone else's hold has lapsed; an administrator's override books it regardless."""
-    if override:
-        return
-    status = slot["status"]
-    if status == "busy-tentative":
-        if slot["held_for_referral_id"] == referral_id:
-            if slot["hold_expired"]:
-                raise CareGraphError(ErrorCode.HOLD_EXPIRED, "the hold on this slot has expired")
-            return
-        if slot["hold_expired"]:
-            return
-    if status != "free" and status != "busy-tentative":
-        raise CareGraphError(ErrorCode.SLOT_UNAVAILABLE, f"the slot is {status}")
-    if status == "busy-tentative":
-        raise CareGraphError(ErrorCode.SLOT_UNAVAILABLE, "the slot is held for someone else")
+async def _relocked(connection: Connection, referral: asyncpg.Record) -> asyncpg.Record:
+    """A referral already locked in this transaction, read again after a change to it."""
+    again = await store.lock_referral(connection, referral["id"])
+    assert again is not None
+    return again
+
+
+async def _check_bookable(
+    connection: Connection, referral: asyncpg.Record, slot_id: int, override: str | None
+) -> None:
+    """Refuse with the first booking rule (db/bookable.py) the pair breaks; an
+    administrator's override books past the overridable ones (double booking, skill,
+    earliest date, travel), never past the service or the referral's state."""
+    check_transition(referral["status"], ReferralStatus.BOOKED)
+    for rule in await store.broken_rules(connection, referral["id"], slot_id):
+        if override is None or not rule.overridable:
+            raise CareGraphError(rule.code, rule.message)
 
 
 def _request_hash(*parts: object) -> str:
     return hashlib.sha256(repr(parts).encode()).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class Booked:
+    """A booking made, and the slots its referral held until then (now free, to be offered
+    to the waiting list)."""
+
+    appointment_id: int
+    released: tuple[int, ...] = ()
 
 
 async def book_appointment(
@@ -150,72 +171,188 @@ async def book_appointment(
     slot_id: int,
     actor: Actor,
     idempotency_key: str | None = None,
-    override: bool = False,
-) -> int:
-    """Book a waiting referral into a slot; returns the appointment's id.
+    override: str | None = None,
+) -> Booked:
+    """Book a waiting referral into a slot, under every booking rule; an administrator may
+    book past the overridable ones by giving a reason (``override``), which is audited.
 
-    With an idempotency key, a retry with the same input returns the first booking and books
-    nothing new; the same key with other input is refused (IDEMPOTENCY_KEY_REUSED).
+    With an idempotency key, a retry with the same input by the same actor returns the first
+    booking and books nothing new; the same key with other input is refused
+    (IDEMPOTENCY_KEY_REUSED). Keys belong to their actor: another's is no clash.
     """
     _check_may_book(actor)
-    if override and actor.role != "admin":
+    check_idempotency_key(idempotency_key)
+    if override is not None and actor.role != Role.ADMIN:
         raise CareGraphError(ErrorCode.FORBIDDEN, "only an administrator may override")
+    if override is not None and not override.strip():
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "an override needs a reason")
     request_hash = _request_hash("bookAppointment", referral_id, slot_id, override)
 
-    async def book() -> int:
+    async def book() -> Booked:
         if idempotency_key is not None and not await store.claim_idempotency_key(
             connection, idempotency_key, actor.subject, "bookAppointment", request_hash
         ):
-            earlier = await store.stored_response(connection, idempotency_key)
-            if earlier["request_hash"] != request_hash:
-                raise CareGraphError(
-                    ErrorCode.IDEMPOTENCY_KEY_REUSED,
-                    "this idempotency key was used for another request",
-                )
-            appointment: int = earlier["response"]["appointment_id"]
-            return appointment
-        referral, slot = await _locked_referral_and_slot(connection, referral_id, slot_id, actor)
-        check_transition(referral["status"], ReferralStatus.BOOKED)
-        _check_bookable(slot, referral_id, override)
-        appointment_id = await store.insert_appointment(
-            connection, referral_id, slot_id, actor.subject, override
-        )
-        await store.set_slot_status(connection, slot_id, "busy")
-        await store.set_referral_status(connection, referral_id, ReferralStatus.BOOKED)
-        await store.announce_appointment(connection, appointment_id)
-        await store.audit(
-            connection,
-            actor.subject,
-            actor.role,
-            "OVERRIDE_BOOK" if override else "BOOK",
-            "appointment",
-            appointment_id,
-            {"referral": referral_id, "slot": slot_id},
-        )
-        if idempotency_key is not None:
-            await store.store_response(
-                connection, idempotency_key, {"appointment_id": appointment_id}
-            )
-        return appointment_id
+            return await _replayed(connection, actor, idempotency_key, request_hash)
+        referral, _ = await _locked_referral_and_slot(connection, referral_id, slot_id, actor)
+        return await _book_locked(connection, actor, referral, slot_id, override, idempotency_key)
 
     return await in_transaction(connection, book)
 
 
+async def _book_locked(
+    connection: Connection,
+    actor: Actor,
+    referral: asyncpg.Record,
+    slot_id: int,
+    override: str | None,
+    idempotency_key: str | None,
+) -> Booked:
+    """Book a locked referral into a locked slot under every rule, in the caller's
+    transaction; the referral's other holds are let go."""
+    await _check_bookable(connection, referral, slot_id, override)
+    referral_id = referral["id"]
+    released = await store.release_holds(connection, referral_ids=[referral_id], keep_slot=slot_id)
+    appointment_id = await store.insert_appointment(
+        connection, referral_id, slot_id, actor.subject, override is not None
+    )
+    await store.set_slot_status(connection, slot_id, SlotStatus.BUSY)
+    await store.set_referral_status(connection, referral_id, ReferralStatus.BOOKED)
+    await store.announce_appointment(connection, appointment_id)
+    detail: dict[str, object] = {"referral": referral_id, "slot": slot_id}
+    if override is not None:
+        detail["reason"] = override
+    await store.audit(
+        connection,
+        actor.subject,
+        actor.role,
+        "OVERRIDE_BOOK" if override is not None else "BOOK",
+        "appointment",
+        appointment_id,
+        detail,
+    )
+    if idempotency_key is not None:
+        await store.store_response(
+            connection, actor.subject, idempotency_key, {"appointment_id": appointment_id}
+        )
+    return Booked(appointment_id, tuple(slot for slot, _ in released))
+
+
+async def accept_offer(
+    connection: Connection, *, referral_id: int, actor: Actor, idempotency_key: str | None = None
+) -> Booked:
+    """Book the slot held for a referral (an offer made to it, or its own hold) while the hold
+    is live; HOLD_EXPIRED once it has lapsed, NOT_FOUND when it holds none. Idempotent with a
+    key, like bookAppointment."""
+    _check_may_book(actor)
+    check_idempotency_key(idempotency_key)
+    request_hash = _request_hash("acceptOffer", referral_id)
+
+    async def accept() -> Booked:
+        if idempotency_key is not None and not await store.claim_idempotency_key(
+            connection, idempotency_key, actor.subject, "acceptOffer", request_hash
+        ):
+            return await _replayed(connection, actor, idempotency_key, request_hash)
+        referral = await _locked_referral(connection, referral_id, actor)
+        held = await store.held_slot(connection, referral_id)
+        if held is None:
+            raise CareGraphError(ErrorCode.NOT_FOUND, "no slot is held for this referral")
+        slot_id, live = held
+        if not live:
+            raise CareGraphError(ErrorCode.HOLD_EXPIRED, "the offer has lapsed")
+        slot = await store.lock_slot(connection, slot_id)
+        assert slot is not None  # read from it just now; slots are never deleted
+        actor.check_site(slot["site_id"])
+        return await _book_locked(connection, actor, referral, slot_id, None, idempotency_key)
+
+    return await in_transaction(connection, accept)
+
+
+async def decline_offer(
+    connection: Connection, *, referral_id: int, reason: str, actor: Actor
+) -> Freed:
+    """Turn down the live offer (or hold) of a slot: the slot is let go, audited with the
+    reason, and returned to be offered to the next referral (never back to this one)."""
+    _check_may_book(actor)
+    if not reason.strip() or len(reason) > MAX_REASON_LENGTH:
+        raise CareGraphError(
+            ErrorCode.INVALID_ARGUMENT,
+            f"a reason has 1 to {MAX_REASON_LENGTH} characters",
+        )
+
+    async def decline() -> Freed:
+        await _locked_referral(connection, referral_id, actor)
+        held = await store.held_slot(connection, referral_id)
+        if held is None or not held[1]:
+            raise CareGraphError(ErrorCode.NOT_FOUND, "no live offer for this referral")
+        slot = await store.lock_slot(connection, held[0])
+        assert slot is not None
+        actor.check_site(slot["site_id"])
+        await store.release_holds(connection, referral_ids=[referral_id])
+        await store.audit(
+            connection,
+            actor.subject,
+            actor.role,
+            "DECLINE_OFFER",
+            "slot",
+            held[0],
+            {"referral": referral_id, "reason": reason},
+        )
+        return Freed(held[0], referral_id)
+
+    return await in_transaction(connection, decline)
+
+
+async def _locked_referral(
+    connection: Connection, referral_id: int, actor: Actor
+) -> asyncpg.Record:
+    referral = await store.lock_referral(connection, referral_id)
+    if referral is None or not _may_act_for(actor, referral):
+        raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
+    return referral
+
+
+async def _replayed(connection: Connection, actor: Actor, key: str, request_hash: str) -> Booked:
+    """The booking first made under this actor's key, if the request is the same and the
+    actor may still see it (a patient's own referral, a site-bound clerk's own site)."""
+    earlier = await store.stored_response(connection, actor.subject, key)
+    if earlier["request_hash"] != request_hash:
+        raise CareGraphError(
+            ErrorCode.IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for another request"
+        )
+    appointment_id: int = earlier["response"]["appointment_id"]
+    found = await store.lock_appointment(connection, appointment_id)
+    assert found is not None  # appointments are never deleted
+    referral = await store.lock_referral(connection, found["referral_id"])
+    slot = await store.lock_slot(connection, found["slot_id"])
+    assert referral is not None  # foreign keys guarantee both
+    assert slot is not None
+    if not _may_act_for(actor, referral):
+        raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
+    actor.check_site(slot["site_id"])
+    return Booked(appointment_id)
+
+
 async def hold_slot(
     connection: Connection, *, referral_id: int, slot_id: int, actor: Actor, minutes: int = 10
-) -> None:
-    """Hold a free slot for a waiting referral for a few minutes (busy-tentative)."""
+) -> tuple[int, ...]:
+    """Hold a slot the referral may book, for a few minutes (busy-tentative). A referral
+    holds one slot at a time: a new hold lets go of the old, and those slots are returned
+    (free now, to be offered to the waiting list)."""
     _check_may_book(actor)
     if not 1 <= minutes <= MAX_HOLD_MINUTES:
         raise CareGraphError(
             ErrorCode.INVALID_ARGUMENT, f"a hold lasts from 1 to {MAX_HOLD_MINUTES} minutes"
         )
 
-    async def hold() -> None:
-        referral, slot = await _locked_referral_and_slot(connection, referral_id, slot_id, actor)
-        check_transition(referral["status"], ReferralStatus.BOOKED)
-        _check_bookable(slot, referral_id, override=False)
-        await store.set_slot_status(connection, slot_id, "busy-tentative", minutes, referral_id)
+    async def hold() -> tuple[int, ...]:
+        referral, _ = await _locked_referral_and_slot(connection, referral_id, slot_id, actor)
+        await _check_bookable(connection, referral, slot_id, override=None)
+        released = await store.release_holds(
+            connection, referral_ids=[referral_id], keep_slot=slot_id
+        )
+        await store.set_slot_status(
+            connection, slot_id, SlotStatus.BUSY_TENTATIVE, minutes, referral_id
+        )
         await store.audit(
             connection,
             actor.subject,
@@ -225,8 +362,9 @@ async def hold_slot(
             slot_id,
             {"referral": referral_id, "minutes": minutes},
         )
+        return tuple(slot for slot, _ in released)
 
-    await in_transaction(connection, hold)
+    return await in_transaction(connection, hold)
 
 
 async def cancel_appointment(
@@ -266,7 +404,7 @@ async def cancel_appointment_locked(
     assert slot is not None  # a foreign key guarantees it
     actor.check_site(slot["site_id"])
     appointment = await store.relock_appointment(connection, appointment_id)
-    if appointment["status"] not in ("booked", "pending"):
+    if appointment["status"] not in CANCELLABLE_APPOINTMENT:
         raise CareGraphError(
             ErrorCode.INVALID_TRANSITION,
             f"an appointment that is {appointment['status']} cannot be cancelled",
@@ -274,7 +412,7 @@ async def cancel_appointment_locked(
     await store.cancel_appointment_row(connection, appointment_id, reason)
     await store.announce_appointment(connection, appointment_id)
     if free_the_slot:
-        await store.set_slot_status(connection, found["slot_id"], "free")
+        await store.set_slot_status(connection, found["slot_id"], SlotStatus.FREE)
     if referral_waits:
         check_transition(referral["status"], ReferralStatus.ACCEPTED)
         await store.set_referral_status(connection, found["referral_id"], ReferralStatus.ACCEPTED)
@@ -293,8 +431,9 @@ async def cancel_appointment_locked(
 async def reschedule_appointment(
     connection: Connection, *, appointment_id: int, slot_id: int, actor: Actor
 ) -> tuple[int, Freed]:
-    """Move a booking to another slot in one transaction: the old one is cancelled (REBOOKED)
-    and the new one links back to it. Returns the new appointment's id and the slot freed."""
+    """Move a booking to another slot in one transaction, under every booking rule: the old
+    one is cancelled (REBOOKED) and the new one links back to it. Returns the new
+    appointment's id and the slot freed."""
     _check_may_book(actor)
 
     async def reschedule() -> tuple[int, Freed]:
@@ -302,16 +441,16 @@ async def reschedule_appointment(
         if found is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
         freed = await cancel_appointment_locked(connection, actor, appointment_id, "REBOOKED")
-        referral, slot = await _locked_referral_and_slot(
+        referral, _ = await _locked_referral_and_slot(
             connection, found["referral_id"], slot_id, actor
         )
-        check_transition(referral["status"], ReferralStatus.BOOKED)
-        _check_bookable(slot, found["referral_id"], override=False)
+        # the referral waits again, in this transaction: the rules read it as it is now
+        await _check_bookable(connection, await _relocked(connection, referral), slot_id, None)
         new_id = await store.insert_appointment(
             connection, found["referral_id"], slot_id, actor.subject, False
         )
         await care_store.set_rebooked_from(connection, new_id, appointment_id)
-        await store.set_slot_status(connection, slot_id, "busy")
+        await store.set_slot_status(connection, slot_id, SlotStatus.BUSY)
         await store.set_referral_status(connection, found["referral_id"], ReferralStatus.BOOKED)
         await store.announce_appointment(connection, new_id)
         await store.audit(
@@ -339,7 +478,7 @@ async def record_attendance(
     """Attended: the appointment is fulfilled, the referral completed and its clock stopped.
     Did not attend: the appointment is a no-show and the referral waits again; when it was the
     referral's first appointment the clock is nullified and restarts now (DNA rule)."""
-    if actor.role not in ("clinician", "scheduler", "admin"):
+    if actor.role not in MAY_RECORD_ATTENDANCE:
         raise CareGraphError(ErrorCode.FORBIDDEN, "attendance is recorded by clinic staff")
     if not attended and reason not in NON_ATTENDANCE_REASONS:
         raise CareGraphError(
@@ -352,21 +491,33 @@ async def record_attendance(
         if found is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
         referral = await care_store.lock_referral_row(connection, found["referral_id"])
-        assert referral is not None  # a foreign key guarantees it
+        slot = await store.lock_slot(connection, found["slot_id"])
+        assert referral is not None  # foreign keys guarantee both
+        assert slot is not None
+        actor.check_site(slot["site_id"])
         appointment = await store.relock_appointment(connection, appointment_id)
-        if appointment["status"] not in ("booked", "arrived", "checked-in"):
+        if appointment["status"] not in DUE_APPOINTMENT:
             raise CareGraphError(
                 ErrorCode.INVALID_TRANSITION,
                 f"an appointment that is {appointment['status']} was not due",
             )
+        if slot["starts_at"] > datetime.now(UTC):
+            raise CareGraphError(
+                ErrorCode.INVALID_TRANSITION,
+                "attendance is recorded once the appointment has started",
+            )
         if attended:
             check_transition(referral["status"], ReferralStatus.COMPLETED)
-            await care_store.set_attendance(connection, appointment_id, "fulfilled", None)
+            await care_store.set_attendance(
+                connection, appointment_id, AppointmentStatus.FULFILLED, None
+            )
             await store.set_referral_status(connection, referral["id"], ReferralStatus.COMPLETED)
             await care_store.clock_event(connection, referral["id"], "STOPPED", reason="attended")
         else:
             check_transition(referral["status"], ReferralStatus.ACCEPTED)
-            await care_store.set_attendance(connection, appointment_id, "noshow", reason)
+            await care_store.set_attendance(
+                connection, appointment_id, AppointmentStatus.NOSHOW, reason
+            )
             await store.set_referral_status(connection, referral["id"], ReferralStatus.ACCEPTED)
             if (
                 await care_store.earlier_attendances(connection, referral["id"], appointment_id)
@@ -383,7 +534,7 @@ async def record_attendance(
                     referral["id"],
                     clock_start=restart,
                     breach_date=standards.breach_date(
-                        Priority(referral["priority"]), restart.date()
+                        Priority(referral["priority"]), clinic_date(restart)
                     ),
                 )
         await store.announce_appointment(connection, appointment_id)

@@ -12,6 +12,7 @@ from care_graph.clinic_time import CLINIC_ZONE
 from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor, cancel_appointment_locked
+from care_graph.domain.statuses import SlotStatus
 from care_graph.errors import CareGraphError, ErrorCode
 
 MAY_ROSTER = frozenset({"clinician", "scheduler", "admin"})
@@ -65,7 +66,9 @@ async def publish_roster(
                 CLINIC_ZONE,
             )
             for slot_id in slot_ids:
-                await booking_store.set_slot_status(connection, slot_id, "free")  # announces
+                await booking_store.set_slot_status(
+                    connection, slot_id, SlotStatus.FREE
+                )  # announces
             await booking_store.audit(
                 connection,
                 actor.subject,
@@ -105,7 +108,7 @@ async def block_slots(
             if slot is None:
                 raise CareGraphError(ErrorCode.NOT_FOUND, "no such slot")
             actor.check_site(slot["site_id"])
-            await booking_store.set_slot_status(connection, slot_id, "busy-unavailable")
+            await booking_store.set_slot_status(connection, slot_id, SlotStatus.BUSY_UNAVAILABLE)
         await booking_store.audit(
             connection,
             actor.subject,

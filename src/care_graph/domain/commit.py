@@ -110,7 +110,7 @@ async def _commit_batch(
         if not await store.claim_idempotency_key(
             connection, batch_key, actor.subject, "commitPlan", key
         ):
-            done = await store.stored_response(connection, batch_key)
+            done = await store.stored_response(connection, actor.subject, batch_key)
             return [(int(a), int(r), int(s)) for a, r, s in done["response"]]
         made = await store.book_pairs(
             connection,
@@ -120,7 +120,9 @@ async def _commit_batch(
             actor.role,
             list(actor.site_ids) if actor.site_ids is not None else None,
         )
-        await store.store_response(connection, batch_key, [list(item) for item in made])
+        await store.store_response(
+            connection, actor.subject, batch_key, [list(item) for item in made]
+        )
         return made
 
     return await in_transaction(connection, book)

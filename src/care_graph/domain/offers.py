@@ -9,11 +9,16 @@ slot: the most urgent candidate, then the heaviest under the cost model).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
 import numpy as np
 
+from care_graph.auth import Role
 from care_graph.db import booking_store, matching_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor
+from care_graph.domain.statuses import SlotStatus
 from care_graph.domain.waiting_times import Priority
 from care_graph.matcher import solve
 from care_graph.matching.cost import TIERS, CostModel
@@ -36,19 +41,19 @@ async def offer_slots(
     slot_ids: list[int],
     actor: Actor,
     *,
-    excluded_referral: int | None = None,
+    excluded_referrals: Sequence[int] = (),
     model: CostModel | None = None,
 ) -> dict[int, int]:
-    """Hold free slots for the waiting referrals that gain most, optimally over all of them;
-    returns slot -> referral for the offers made. ``excluded_referral``: one that just gave a
-    slot up and should not be offered it back."""
+    """Hold open slots for the waiting referrals that gain most, optimally over all of them;
+    returns slot -> referral for the offers made. ``excluded_referrals``: those that just gave
+    a slot up, or let its offer lapse, and should not be offered these back."""
     model = model or CostModel()
     ordered_slots = sorted(set(slot_ids))
     async with connection.transaction():
         await booking_store.lock_slots(connection, ordered_slots)
         await matching_store.serialize_offers(connection, ordered_slots)
         rows = await matching_store.candidates_for_slots(
-            connection, ordered_slots, excluded_referral
+            connection, ordered_slots, list(excluded_referrals)
         )
         if not rows:
             return {}
@@ -83,7 +88,7 @@ async def offer_slots(
                 continue
             slot_id, referral_id = ordered_slots[index], int(referrals[row])
             await booking_store.set_slot_status(
-                connection, slot_id, "busy-tentative", OFFER_MINUTES, referral_id
+                connection, slot_id, SlotStatus.BUSY_TENTATIVE, OFFER_MINUTES, referral_id
             )
             await matching_store.announce_offer(connection, slot_id, referral_id)
             await booking_store.audit(
@@ -97,3 +102,46 @@ async def offer_slots(
             )
             offered[slot_id] = referral_id
     return offered
+
+
+SWEEPER = Actor("care-graph sweeper", Role.SCHEDULER)
+SWEEP_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Swept:
+    """What one sweep did: holds found lapsed (now free) and the offers made of them."""
+
+    lapsed: dict[int, int]  # slot -> the referral whose hold lapsed
+    offered: dict[int, int]  # slot -> the referral it is offered to now
+
+
+async def sweep_lapsed_holds(
+    connection: Connection, *, model: CostModel | None = None, batch: int = SWEEP_BATCH
+) -> Swept:
+    """Tidy holds and offers whose time has passed and offer those slots on, each to the
+    next best waiting referral (never back to the one whose hold lapsed). A lapsed hold is
+    free to every reader already (db/bookable.py); this announces it and keeps the waiting
+    list moving. Several workers may sweep at once: each takes rows the others do not."""
+    async with connection.transaction():
+        lapsed = dict(await booking_store.release_holds(connection, limit=batch))
+        if not lapsed:
+            return Swept({}, {})
+        for slot_id, referral_id in lapsed.items():
+            await booking_store.audit(
+                connection,
+                SWEEPER.subject,
+                SWEEPER.role,
+                "HOLD_LAPSED",
+                "slot",
+                slot_id,
+                {"referral": referral_id},
+            )
+        offered = await offer_slots(
+            connection,
+            list(lapsed),
+            SWEEPER,
+            excluded_referrals=sorted(set(lapsed.values())),
+            model=model,
+        )
+    return Swept(lapsed, offered)

@@ -15,7 +15,7 @@ from care_graph.db import matching_store as store
 from care_graph.db.pool import Connection
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matcher import Matcher
-from care_graph.matching.candidates import candidate_edges
+from care_graph.matching.candidates import Arrays, candidate_edges
 from care_graph.matching.cost import TIER_ORDER, CostModel
 
 PRIORITIES = tuple(str(priority) for priority in TIER_ORDER)  # by tier
@@ -106,6 +106,37 @@ async def propose(connection: Connection, scope: Scope, model: CostModel | None 
     return plan
 
 
+async def _read(connection: Connection, scope: Scope) -> tuple[Arrays, ...]:
+    """What matching reads of a scope: waiting referrals, open slots, sites, each clinician's
+    skills, preferred sites."""
+    skills = await store.skill_codes(connection)
+    referrals = await store.waiting_referrals(
+        connection, scope.services, scope.regions, skills, list(PRIORITIES)
+    )
+    slots = await store.free_slots(
+        connection, scope.services, scope.regions, scope.horizon_days, scope.site_ids
+    )
+    sites = await store.sites(connection)
+    masks = await store.staff_skill_masks(connection, skills)
+    preferences = await store.preferred_sites(connection, scope.services, scope.regions)
+    return referrals, slots, sites, masks, preferences
+
+
+async def feasible_pairs(connection: Connection, scope: Scope) -> set[tuple[int, int]]:
+    """Every (referral, slot) pair, by id, that matching may choose from in ``scope``: the
+    candidate builder's view of the booking rules, for checking it against theirs."""
+    referrals, slots, sites, masks, preferences = await _read(connection, scope)
+    candidates = candidate_edges(referrals, slots, sites, masks, preferences, every_slot=True)
+    rows = np.repeat(np.arange(len(referrals["id"])), np.diff(candidates.indptr))
+    return set(
+        zip(
+            referrals["id"][rows].tolist(),
+            slots["id"][candidates.slot].tolist(),
+            strict=True,
+        )
+    )
+
+
 async def propose_with_instance(
     connection: Connection,
     scope: Scope,
@@ -118,16 +149,7 @@ async def propose_with_instance(
     model = model or CostModel()
     timings: dict[str, float] = {}
     started = time.perf_counter()
-    skills = await store.skill_codes(connection)
-    referrals = await store.waiting_referrals(
-        connection, scope.services, scope.regions, skills, list(PRIORITIES)
-    )
-    slots = await store.free_slots(
-        connection, scope.services, scope.regions, scope.horizon_days, scope.site_ids
-    )
-    sites = await store.sites(connection)
-    masks = await store.staff_skill_masks(connection, skills)
-    preferences = await store.preferred_sites(connection, scope.services, scope.regions)
+    referrals, slots, sites, masks, preferences = await _read(connection, scope)
     timings["read"] = time.perf_counter() - started
 
     mark = time.perf_counter()
