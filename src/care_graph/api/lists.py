@@ -389,16 +389,18 @@ ROSTER_SHIFTS = ListSpec(
 # (db/bookable.py), so the list offers exactly what bookAppointment (or, for a booked
 # referral, rescheduleAppointment) accepts. The sites within the referral's maximum
 # travel are found first (a handful per referral) and each is read in time order from the
-# slot index, so a page reads a few rows per site instead of every slot of the service; the
-# travel rule itself is then one of the rules checked on each row.
+# slot index, so a page reads a few rows per site instead of every slot of the service.
 REACHABLE_SITES = (
-    "SELECT ss.site_id FROM site_services ss WHERE ss.service_id = {p}.to_service_id AND "
-    + bookable.within_travel("{p}", bookable.distance_km("{p}", "ss.site_id"))
+    "SELECT ss.site_id FROM site_services ss JOIN sites s ON s.id = ss.site_id"
+    " JOIN patients pt ON pt.id = {p}.patient_id WHERE ss.service_id = {p}.to_service_id AND "
+    + bookable.within_travel(
+        "{p}", "great_circle_km(pt.latitude, pt.longitude, s.latitude, s.longitude)"
+    )
 )
 CANDIDATE_SLOTS = replace(
     SLOTS.nested(
-        "{t}.service_id = {p}.to_service_id AND {t}.starts_at > now() AND "
-        + bookable.bookable("{p}", "{t}", referral_state=False)
+        # travel is kept by the sites the page is read from (REACHABLE_SITES)
+        bookable.bookable("{p}", "{t}", referral_state=False, travel=False)
     ),
     fan_out=("site_id", REACHABLE_SITES),
 )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from care_graph.clinic_time import midnight_sql
 from care_graph.domain.lifecycle import TRANSITIONS, ReferralStatus
-from care_graph.domain.statuses import OPEN_APPOINTMENT, SlotStatus, sql_list
+from care_graph.domain.statuses import SlotStatus, sql_list
 from care_graph.errors import ErrorCode
 
 REFERRAL_COLUMNS = (
@@ -81,17 +81,12 @@ def shown_hold_expiry(s: str) -> str:
     return f"(CASE WHEN {live_hold(s)} THEN {s}.hold_expires_at END)"
 
 
-def has_open_appointment(r: str) -> str:
-    """The referral has an appointment in play."""
-    return (
-        f"EXISTS (SELECT 1 FROM appointments oa WHERE oa.referral_id = {r}.id"
-        f" AND oa.status IN {sql_list(OPEN_APPOINTMENT)})"
-    )
-
-
 def referral_waits(r: str) -> str:
-    """The referral waits to be booked: its lifecycle allows it, and it has no appointment."""
-    return f"({r}.status IN {_BOOKABLE_FROM} AND NOT {has_open_appointment(r)})"
+    """The referral waits to be booked: its lifecycle allows it. Such a referral has no
+    appointment in play: every path that opens one moves the referral on (to BOOKED) in the
+    same transaction, and the unique index appointments_one_open_per_referral refuses a
+    second open appointment whatever a path does."""
+    return f"({r}.status IN {_BOOKABLE_FROM})"
 
 
 def awaits_offer_answer(r: str, other_than_slot: str | None = None) -> str:
@@ -147,13 +142,14 @@ class Rule:
     name: str
     code: ErrorCode
     message: str
-    template: str  # SQL over {r} and {s}
+    template: str  # SQL over {r}, {s} and {km} (the distance from home to the slot's site)
     overridable: bool  # an administrator's audited override may book past it
     of_referral_state: bool = False  # about the referral alone, not this slot
 
-    def sql(self, r: str, s: str) -> str:
-        """The condition for these aliases."""
-        return self.template.format(r=r, s=s)
+    def sql(self, r: str, s: str, km: str | None = None) -> str:
+        """The condition for these aliases; ``km`` is an SQL distance the caller has at hand
+        (joined rows, say), else it is looked up per pair."""
+        return self.template.format(r=r, s=s, km=km or distance_km(r, f"{s}.site_id"))
 
 
 RULES: tuple[Rule, ...] = (
@@ -175,15 +171,7 @@ RULES: tuple[Rule, ...] = (
         "waiting",
         ErrorCode.INVALID_TRANSITION,
         "the referral is not waiting to be booked",
-        "{r}.status IN " + _BOOKABLE_FROM,
-        overridable=False,
-        of_referral_state=True,
-    ),
-    Rule(
-        "no_appointment",
-        ErrorCode.INVALID_TRANSITION,
-        "the referral already has an appointment",
-        "NOT " + has_open_appointment("{r}"),
+        referral_waits("{r}"),
         overridable=False,
         of_referral_state=True,
     ),
@@ -212,18 +200,23 @@ RULES: tuple[Rule, ...] = (
         "travel",
         ErrorCode.SLOT_BEYOND_MAX_TRAVEL,
         "the slot's site is farther than the referral's maximum travel",
-        within_travel("{r}", distance_km("{r}", "{s}.site_id")),
+        within_travel("{r}", "{km}"),
         overridable=True,
     ),
 )
 
 
-def bookable(r: str, s: str, *, referral_state: bool = True) -> str:
+def bookable(
+    r: str, s: str, *, referral_state: bool = True, km: str | None = None, travel: bool = True
+) -> str:
     """Every rule at once: the referral may take the slot. Without ``referral_state``, only
     the rules about this slot: what a referral could move to once it waits again (a booked
-    referral's candidates for rescheduling)."""
+    referral's candidates for rescheduling). ``km``: see ``Rule.sql``; without ``travel``,
+    the caller has already kept to the sites ``within_travel`` (and says so)."""
     return " AND ".join(
-        f"({rule.sql(r, s)})" for rule in RULES if referral_state or not rule.of_referral_state
+        f"({rule.sql(r, s, km)})"
+        for rule in RULES
+        if (referral_state or not rule.of_referral_state) and (travel or rule.name != "travel")
     )
 
 

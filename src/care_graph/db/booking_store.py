@@ -103,12 +103,14 @@ async def insert_appointment(
     return appointment_id
 
 
-def slot_notice(s: str) -> str:
-    """SQL announcing slot row ``s``'s new state on the slots channel at commit."""
+def slot_notice(s: str, service_code: str | None = None, region: str | None = None) -> str:
+    """SQL announcing slot row ``s``'s new state on the slots channel at commit; its
+    service's code and its site's region are looked up unless the caller has them joined."""
+    service_code = service_code or f"(SELECT code FROM services WHERE id = {s}.service_id)"
+    region = region or f"(SELECT region_code FROM sites WHERE id = {s}.site_id)"
     return (
         f"pg_notify('{live.SLOTS}', json_build_object('slot', {s}.id,"
-        f" 'serviceCode', (SELECT code FROM services WHERE id = {s}.service_id),"
-        f" 'region', (SELECT region_code FROM sites WHERE id = {s}.site_id),"
+        f" 'serviceCode', {service_code}, 'region', {region},"
         f" 'status', {s}.status, 'startsAt', {s}.starts_at)::text)"
     )
 
@@ -267,6 +269,9 @@ async def audit(
     )
 
 
+TRAVEL_KM = "great_circle_km(home.latitude, home.longitude, site.latitude, site.longitude)"
+
+
 async def book_pairs(
     connection: Connection,
     referral_ids: list[int],
@@ -303,7 +308,8 @@ async def book_pairs(
             SELECT DISTINCT ON (w.slot_id) w.referral_id, w.slot_id
             FROM wanted w JOIN waiting r ON r.id = w.referral_id
             JOIN offered s ON s.id = w.slot_id
-            WHERE {bookable.bookable("r", "s")}
+            JOIN patients home ON home.id = r.patient_id JOIN sites site ON site.id = s.site_id
+            WHERE {bookable.bookable("r", "s", km=TRAVEL_KM)}
               AND NOT EXISTS (SELECT 1 FROM offers_out o
                   WHERE o.referral_id = w.referral_id AND o.slot_id <> w.slot_id)
             ORDER BY w.slot_id, w.referral_id),
@@ -326,7 +332,9 @@ async def book_pairs(
             SELECT $3, $4, 'BOOK', 'appointment', id,
                    json_build_object('referral', referral_id, 'slot', slot_id, 'plan', true)
             FROM booked RETURNING 1),
-        slot_events AS (SELECT {slot_notice("t")} FROM slots_taken t),
+        slot_events AS (
+            SELECT {slot_notice("t", "v.code", "g.region_code")} FROM slots_taken t
+            JOIN services v ON v.id = t.service_id JOIN sites g ON g.id = t.site_id),
         appointment_events AS (SELECT {appointment_notice("b")} FROM booked b)
         SELECT id, referral_id, slot_id FROM booked
         WHERE (SELECT count(*) FROM slot_events) >= 0
