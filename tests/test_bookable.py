@@ -337,3 +337,66 @@ async def test_attendance_is_recorded_at_ones_own_sites_once_due(
     croydon = bearer(Role.CLINICIAN, "dr-croydon", site_ids=(2,))
     seen = await gql(client, ATTENDANCE, croydon, i=attended)
     assert seen["data"]["recordAttendance"]["appointment"]["status"] == "FULFILLED"
+
+
+ME = """{ me { nhsNumber referrals(first: 10) { nodes { id status
+  offer { id } appointments { nodes { id status } } } } } }"""
+NEAR = """query($r: ID!) { node(id: $r) { ... on Referral { candidateSlots(first: 3) {
+  nodes { id startsAt site { name distanceKm(latitude: 51.54, longitude: -0.16) } } } } } }"""
+RESCHEDULE = """mutation($i: RescheduleAppointmentInput!) { rescheduleAppointment(input: $i) {
+  appointment { id status slot { id } rebookedFrom { status } } } }"""
+
+
+async def offers_seen_by(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[int, str]:
+    """The live offers on the caller's own referrals, as the app sees them through ``me``."""
+    me = (await gql(client, ME, headers))["data"]["me"]
+    return {
+        key_of(node["id"]): node["offer"]["id"]
+        for node in me["referrals"]["nodes"]
+        if node["offer"] is not None
+    }
+
+
+async def test_a_patients_booking_journey_through_the_app(
+    client: httpx.AsyncClient, db: asyncpg.Connection[Any]
+) -> None:
+    """Find my referrals, see slots near me, hold, book, reschedule, cancel; then an offer
+    arrives, is declined, another arrives and is accepted — all with the patient's token."""
+    me = (await gql(client, ME, PATIENT_2))["data"]["me"]
+    assert me["nhsNumber"] == "4010232137"
+    mine = [node["id"] for node in me["referrals"]["nodes"]]
+    assert sorted(key_of(one) for one in mine) == [4, 5, 6, 7]
+    assert (await gql(client, ME, CLERK))["data"]["me"] is None
+    near = await gql(client, NEAR, PATIENT_2, r=referral(4))
+    [first, second, third] = near["data"]["node"]["candidateSlots"]["nodes"]
+    assert key_of(first["id"]) == 1  # soonest first, at the site nearest home
+    assert first["site"]["distanceKm"] < 5
+    held = await gql(client, HOLD, PATIENT_2, i={"referralId": referral(4), "slotId": first["id"]})
+    assert held["data"]["holdSlot"]["slot"]["status"] == "BUSY_TENTATIVE"
+    key = {"idempotencyKey": "app-2-booking-1"}
+    wanted = {"referralId": referral(4), "slotId": first["id"], **key}
+    booked = await gql(client, BOOK, PATIENT_2, i=wanted)
+    appointment = booked["data"]["bookAppointment"]["appointment"]["id"]
+    moved = await gql(
+        client, RESCHEDULE, PATIENT_2, i={"appointmentId": appointment, "slotId": second["id"]}
+    )
+    new = moved["data"]["rescheduleAppointment"]["appointment"]
+    assert new["slot"]["id"] == second["id"]
+    assert new["rebookedFrom"]["status"] == "CANCELLED"
+    await gql(client, CANCEL, PATIENT_2, i={"appointmentId": new["id"], "reason": "PATIENT_ILL"})
+    # each slot given up went at once, as an offer, to the most urgent referral waiting —
+    # this patient's urgent one, then (that one awaiting its answer) the suspected cancer
+    assert await offers_seen_by(client, PATIENT_2) == {5: first["id"], 6: second["id"]}
+    await gql(client, DECLINE, PATIENT_2, i={"referralId": referral(5), "reason": "too soon"})
+    after = await offers_seen_by(client, PATIENT_2)
+    assert 5 not in after
+    assert after[6] == second["id"]
+    taker = await db.fetchval("SELECT held_for_referral_id FROM slots WHERE id = $1", 1)
+    assert taker not in (None, 5)  # declined, and offered on to someone else
+    accepted = await gql(client, ACCEPT, PATIENT_2, i={"referralId": referral(6)})
+    assert accepted["data"]["acceptOffer"]["appointment"]["slot"]["id"] == second["id"]
+    assert third["id"] != second["id"]
+    other = bearer(Role.PATIENT, "patient-1", 1)
+    assert code(await gql(client, ACCEPT, other, i={"referralId": referral(7)})) == "NOT_FOUND"
+    statuses = await db.fetch("SELECT status FROM appointments ORDER BY id")
+    assert [row["status"] for row in statuses] == ["cancelled", "cancelled", "booked"]

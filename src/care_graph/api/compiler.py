@@ -155,6 +155,8 @@ class _Compilation:
                 pairs.append((key, self.connection(declaration.spec, field, details, None)))
             elif name in ("node", "nodes"):
                 pairs.append((key, self.nodes(field, details, many=name == "nodes")))
+            elif name == "me":
+                pairs.append((key, self.me(details)))
             else:
                 raise NotCompilable(f"root field {name}")
         if all(expression == "'Query'" for _, expression in pairs):
@@ -348,7 +350,25 @@ class _Compilation:
             f" {page.from_where} {page.order_limit}) {rows} GROUP BY ())"
         )
 
-    # --- node(id:) and nodes(ids:) ------------------------------------------------------------
+    # --- me, node(id:) and nodes(ids:) --------------------------------------------------------
+    def one(self, entry: TypeEntry, key_sql: str, details: FieldDetailsList) -> str:
+        """The object of ``entry``'s type whose id is ``key_sql``, if the viewer may see it
+        (null otherwise), its read audited where that type's reads are."""
+        inner = self.alias("o")
+        where = f"{inner}.id = {key_sql}"
+        visible = self.policy.condition(entry.name, inner, self.params)
+        if visible is not None:
+            where += f" AND {visible}"
+        body = self.policy.audited(
+            entry.name, inner, self.object_json(entry, inner, details), self.params
+        )
+        return f"(SELECT {body} FROM {entry.table} {inner} WHERE {where})"
+
+    def me(self, details: FieldDetailsList) -> str:
+        """The patient record the viewer's token speaks for (null for other roles)."""
+        patient = self.params.add(Arg(None, lambda request: request.viewer.patient_id))
+        return self.one(self.catalog.types["Patient"], f"{patient}::bigint", details)
+
     def nodes(self, field: GraphQLField, details: FieldDetailsList, *, many: bool) -> str:
         arg = self.arguments(field, details)["ids" if many else "id"]
         as_list: Callable[[Any], list[Any]] = (
@@ -356,19 +376,10 @@ class _Compilation:
         )
         types = self.params.add(arg, lambda ids: [_type_of(one) for one in as_list(ids)])
         keys = self.params.add(arg, lambda ids: [_key_of(one) for one in as_list(ids)])
-        cases = []
-        for entry in self.catalog.types.values():
-            inner = self.alias("o")
-            where = f"{inner}.id = i.key"
-            visible = self.policy.condition(entry.name, inner, self.params)
-            if visible is not None:
-                where += f" AND {visible}"
-            body = self.policy.audited(
-                entry.name, inner, self.object_json(entry, inner, details), self.params
-            )
-            cases.append(
-                f"WHEN '{entry.name}' THEN (SELECT {body} FROM {entry.table} {inner} WHERE {where})"
-            )
+        cases = [
+            f"WHEN '{entry.name}' THEN {self.one(entry, 'i.key', details)}"
+            for entry in self.catalog.types.values()
+        ]
         case = f"CASE i.type_name {' '.join(cases)} END"
         source = (
             f"unnest({types}::text[], {keys}::bigint[]) WITH ORDINALITY AS i(type_name, key, n)"

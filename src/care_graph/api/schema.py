@@ -46,6 +46,17 @@ from care_graph.api.types import (
 
 @strawberry.type(description="Everything care_graph lets a client read.")
 class Query:
+    @strawberry.field(
+        description="The patient the token speaks for, with their referrals, appointments and"
+        " live offers (Referral.offer); null for a token of any other role."
+    )
+    async def me(self, info: strawberry.Info) -> Patient | None:
+        patient_id = info.context.viewer.patient_id
+        if patient_id is None:
+            return None
+        found: Patient | None = await info.context.loaders.node("Patient", patient_id)
+        return found
+
     @strawberry.field(description="The object with this global ID, or null.")
     async def node(self, info: strawberry.Info, id: strawberry.ID) -> Node | None:
         found: Node | None = await info.context.loaders.node_by_global_id(id)
