@@ -8,6 +8,7 @@ from datetime import date, time, timedelta
 
 import asyncpg
 
+from care_graph.auth import Role
 from care_graph.clinic_time import CLINIC_ZONE
 from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
@@ -15,7 +16,7 @@ from care_graph.domain.booking import Actor, cancel_appointment_locked
 from care_graph.domain.statuses import SlotStatus
 from care_graph.errors import CareGraphError, ErrorCode
 
-MAY_ROSTER = frozenset({"clinician", "scheduler", "admin"})
+MAY_ROSTER = frozenset({Role.CLINICIAN, Role.SCHEDULER, Role.ADMIN})
 MAX_ROSTER_DAYS = 366
 
 

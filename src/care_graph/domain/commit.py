@@ -13,13 +13,16 @@ import asyncio
 import hashlib
 from dataclasses import dataclass
 
+from care_graph.auth import Role
 from care_graph.db import booking_store as store
 from care_graph.db.pool import Connection, ConnectionSource
 from care_graph.domain.booking import Actor, in_transaction
 from care_graph.errors import CareGraphError, ErrorCode
 
 BATCH = 2500  # small enough to share a plan evenly between workers
-MAY_MATCH = frozenset({"clinician", "scheduler", "admin"})  # who proposes and commits plans
+MAY_MATCH = frozenset(
+    {Role.CLINICIAN, Role.SCHEDULER, Role.ADMIN}
+)  # who proposes and commits plans
 
 Booked = tuple[int, int, int]  # (appointment, referral, slot)
 

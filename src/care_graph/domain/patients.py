@@ -7,13 +7,14 @@ from datetime import date
 
 import asyncpg
 
+from care_graph.auth import Role
 from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.nhs import is_valid_nhs_number, normalise_nhs_number
 
-MAY_CREATE = frozenset({"referrer", "clinician", "scheduler", "admin"})
+MAY_CREATE = frozenset({Role.REFERRER, Role.CLINICIAN, Role.SCHEDULER, Role.ADMIN})
 
 
 async def create_patient(
@@ -96,7 +97,7 @@ async def update_patient(
     leave the patient where they were."""
     if actor.patient_id is not None and actor.patient_id != patient_id:
         raise CareGraphError(ErrorCode.NOT_FOUND, "no such patient")
-    if actor.role == "referrer":
+    if actor.role == Role.REFERRER:
         raise CareGraphError(ErrorCode.FORBIDDEN, "referrers cannot change patient records")
     _check_address(postcode, latitude, longitude)
     async with connection.transaction():

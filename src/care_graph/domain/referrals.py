@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from enum import StrEnum
 
+from care_graph.auth import Role
 from care_graph.clinic_time import clinic_date
 from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
@@ -16,8 +17,8 @@ from care_graph.domain.lifecycle import ReferralStatus, check_transition
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.errors import CareGraphError, ErrorCode
 
-MAY_REFER = frozenset({"referrer", "clinician", "admin"})
-MAY_TRIAGE = frozenset({"clinician", "admin"})
+MAY_REFER = frozenset({Role.REFERRER, Role.CLINICIAN, Role.ADMIN})
+MAY_TRIAGE = frozenset({Role.CLINICIAN, Role.ADMIN})
 REFERRER_KINDS = frozenset({"GP", "OPTOMETRIST", "DENTIST", "PHARMACIST", "CONSULTANT"})
 # UBRNs drawn for one referral before giving up: a draw is taken with a chance of (referrals
 # held) in 9 x 10^11, one in 900,000 with a million held, so a fifth draw is never needed
@@ -228,7 +229,7 @@ async def cancel_referral(
         referral = await care_store.lock_referral_row(connection, referral_id)
         visible = referral is not None and (
             (actor.patient_id is None or referral["patient_id"] == actor.patient_id)
-            and (actor.role != "referrer" or referral["referrer_subject"] == actor.subject)
+            and (actor.role != Role.REFERRER or referral["referrer_subject"] == actor.subject)
         )
         if referral is None or not visible:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such referral")
