@@ -212,15 +212,7 @@ class _Compilation:
             return _as_json(declaration.sql.format(t=alias, **placeholders), field)
         if isinstance(declaration, ToOne):
             target = self.catalog.types[declaration.target]
-            inner = self.alias("o")
-            where = f"{inner}.id = {declaration.key_sql.format(t=alias)}"
-            visible = self.policy.condition(target.name, inner, self.params)
-            if visible is not None:
-                where += f" AND {visible}"
-            body = self.policy.audited(
-                target.name, inner, self.object_json(target, inner, details), self.params
-            )
-            return f"(SELECT {body} FROM {target.table} {inner} WHERE {where})"
+            return self.one(target, declaration.key_sql.format(t=alias), details)
         if isinstance(declaration, Nested):
             return self.connection(declaration.spec, field, details, alias)
         raise NotCompilable(f"field {entry.name}.{name}")
