@@ -70,6 +70,8 @@ async def sweep_forever(pool: asyncpg.Pool[Any], config: Settings) -> None:
                     swept = await sweep_lapsed_holds(connection, model=config.cost_model)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             logger.warning("sweeping lapsed holds failed; trying again later", exc_info=True)
+        except Exception:  # a sweeper that died would stop offering lapsed slots for good
+            logger.exception("sweeping lapsed holds failed unexpectedly; trying again later")
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
