@@ -304,15 +304,19 @@ async def book_pairs(
             ORDER BY id FOR UPDATE),
         offers_out AS MATERIALIZED (  -- live offers to these referrals, once, by the index
             {bookable.live_offers_to("$1::bigint[]")}),
+        -- each wanted slot beside its referral's row, before any slot is joined: the planner
+        -- sees every CTE here as a row or two, and left free to, a generic plan joins all
+        -- the batch's referrals to all its slots of the same service first (400,000 rows)
+        asked AS MATERIALIZED (
+            SELECT w.slot_id, r.* FROM wanted w JOIN waiting r ON r.id = w.referral_id),
         fit AS (
-            SELECT DISTINCT ON (w.slot_id) w.referral_id, w.slot_id
-            FROM wanted w JOIN waiting r ON r.id = w.referral_id
-            JOIN offered s ON s.id = w.slot_id
+            SELECT DISTINCT ON (r.slot_id) r.id AS referral_id, r.slot_id
+            FROM asked r JOIN offered s ON s.id = r.slot_id
             JOIN patients home ON home.id = r.patient_id JOIN sites site ON site.id = s.site_id
             WHERE {bookable.bookable("r", "s", km=TRAVEL_KM)}
               AND NOT EXISTS (SELECT 1 FROM offers_out o
-                  WHERE o.referral_id = w.referral_id AND o.slot_id <> w.slot_id)
-            ORDER BY w.slot_id, w.referral_id),
+                  WHERE o.referral_id = r.id AND o.slot_id <> r.slot_id)
+            ORDER BY r.slot_id, r.id),
         booked AS (
             INSERT INTO appointments (referral_id, slot_id, booked_by)
             SELECT referral_id, slot_id, $3 FROM fit
