@@ -76,16 +76,16 @@ def test_propose_on_region_scale(
     scale_name = "tiny" if smoke else "region"
     url = databases.create(seeded=True, anchor=date.today(), scale=SCALES[scale_name])
     plan, commit_seconds, booked, unbooked, offer_seconds = asyncio.run(_propose_and_commit(url))
-    assert booked == plan.summary["matched"]
+    assert booked == plan.summary.matched
     timings = plan.timings
     summary = plan.summary
-    assert summary["matched"] + len(plan.unmatched) == summary["referrals"]
+    assert summary.matched + len(plan.unmatched) == summary.referrals
     phases = ", ".join(
         f"{phase} {seconds:.2f} s" for phase, seconds in timings.items() if phase != "total"
     )
     report.append(
-        f"propose ({scale_name}: {summary['referrals']:,} waiting referrals,"
-        f" {summary['matched']:,} matched): {timings['total']:.2f} s ({phases});"
+        f"propose ({scale_name}: {summary.referrals:,} waiting referrals,"
+        f" {summary.matched:,} matched): {timings['total']:.2f} s ({phases});"
         f" total / read = {timings['total'] / timings['read']:.1f}x; commit {booked:,} bookings"
         f" in {commit_seconds:.2f} s = {booked / max(commit_seconds, 1e-9):,.0f} bookings/s"
         + _offers_line("with the plan booked", offer_seconds)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
+import orjson
 import pytest
 
 from care_graph.api.ids import encode_global_id
@@ -18,13 +19,17 @@ from care_graph.db.pool import OneConnection, connect, create_pool
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import commit_plan
 from care_graph.domain.offers import offer_slots
+from care_graph.domain.waiting_times import Priority
 from care_graph.matching.compare import compare
 from care_graph.matching.cost import CostModel
 from care_graph.matching.plan import (
-    NO_CAPACITY,
-    TAKEN,
+    Assignment,
     Plan,
+    PriorityCount,
     Scope,
+    Spread,
+    Unmatched,
+    Unplaced,
     keep,
     kept,
     pairs_of,
@@ -89,16 +94,19 @@ def plan(databases: DatabaseFactory) -> Plan:
     return asyncio.run(run())
 
 
-def by_referral(items: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    return {item["referral"]: item for item in items}
+Item = TypeVar("Item", Assignment, Unmatched)
+
+
+def by_referral(items: list[Item]) -> dict[int, Item]:
+    return {item.referral: item for item in items}
 
 
 def test_the_urgent_and_the_longest_waiting_get_the_near_slots(plan: Plan) -> None:
     matched = by_referral(plan.assignments)
     assert sorted(matched) == [1, 2, 5]
-    assert {matched[1]["slot"], matched[2]["slot"]} == {11, 12}
-    assert matched[5]["slot"] == 21
-    assert matched[1]["priority"] == "URGENT"
+    assert {matched[1].slot, matched[2].slot} == {11, 12}
+    assert matched[5].slot == 21
+    assert matched[1].priority == "URGENT"
 
 
 @pytest.fixture(scope="module")
@@ -119,51 +127,51 @@ async def test_every_preferred_site_earns_the_bonus(preferring_world_url: str) -
         await connection.close()
     matched = by_referral(plan.assignments)
     bonus = CostModel().preferred_site_bonus
-    assert matched[5]["slot"] == 21  # Manchester, its second choice
-    assert matched[5]["breakdown"]["preference"] == bonus
-    assert matched[2]["slot"] in (11, 12)  # Camden: Manchester is out of its reach
-    assert matched[2]["breakdown"]["preference"] == 0
-    assert matched[1]["breakdown"]["preference"] == 0
+    assert matched[5].slot == 21  # Manchester, its second choice
+    assert matched[5].breakdown["preference"] == bonus
+    assert matched[2].slot in (11, 12)  # Camden: Manchester is out of its reach
+    assert matched[2].breakdown["preference"] == 0
+    assert matched[1].breakdown["preference"] == 0
 
 
 def test_each_assignment_explains_its_weight(plan: Plan) -> None:
     for item in plan.assignments:
-        assert sum(item["breakdown"].values()) == item["weight"]
-        assert item["breakdown"]["in_time"] > 0  # all three are seen before their breach
-        assert item["km"] < 30
+        assert sum(item.breakdown.values()) == item.weight
+        assert item.breakdown["in_time"] > 0  # all three are seen before their breach
+        assert item.km < 30
 
 
 def test_the_unmatched_say_why(plan: Plan) -> None:
     unmatched = by_referral(plan.unmatched)
     assert sorted(unmatched) == [3, 4]
-    assert unmatched[4]["reason"] == NO_CAPACITY  # nobody near has the skill it needs
-    assert unmatched[3]["reason"] == TAKEN
-    assert unmatched[3]["best_slot"] == 11  # the soonest slot, which went to ...
-    assert unmatched[3]["went_to"] in (1, 2)
+    assert unmatched[4].reason == Unplaced.NO_CAPACITY  # nobody near has the skill it needs
+    assert unmatched[3].reason == Unplaced.TAKEN
+    assert unmatched[3].best_slot == 11  # the soonest slot, which went to ...
+    assert unmatched[3].went_to in (1, 2)
     assert (
-        unmatched[3]["went_to"]
-        == by_referral([item for item in plan.assignments if item["slot"] == 11])[
-            unmatched[3]["went_to"]
-        ]["referral"]
+        unmatched[3].went_to
+        == by_referral([item for item in plan.assignments if item.slot == 11])[
+            unmatched[3].went_to
+        ].referral
     )
 
 
 def test_summary_figures(plan: Plan) -> None:
     summary = plan.summary
-    assert summary["referrals"] == 5
-    assert summary["matched"] == 3
-    assert summary["by_priority"] == {
-        "URGENT": {"matched": 1, "unmatched": 0},
-        "TWO_WEEK_WAIT": {"matched": 0, "unmatched": 0},
-        "ROUTINE": {"matched": 2, "unmatched": 2},
-    }
-    assert summary["seen_before_breach"] == 3
-    assert summary["breaches_avoided"] == 2  # 1 and 2 breach within the horizon; 5 does not
-    assert summary["breaches_expected"] == 1  # referral 4 breaches within the horizon
-    assert summary["already_breached"] == 0
+    assert summary.referrals == 5
+    assert summary.matched == 3
+    assert summary.by_priority == (
+        PriorityCount(Priority.URGENT, 1, 0),
+        PriorityCount(Priority.TWO_WEEK_WAIT, 0, 0),
+        PriorityCount(Priority.ROUTINE, 2, 2),
+    )
+    assert summary.seen_before_breach == 3
+    assert summary.breaches_avoided == 2  # 1 and 2 breach within the horizon; 5 does not
+    assert summary.breaches_expected == 1  # referral 4 breaches within the horizon
+    assert summary.already_breached == 0
     # Sam lives 0.50 km from Camden (two bookings), Ivy 1.52 km from Manchester
-    assert summary["travel_km"] == {"mean": 0.8, "p95": 1.4}
-    assert summary["days_to_appointment"] == {"mean": 4.0, "p95": 4.9}  # days 3, 4 and 5
+    assert summary.travel_km == Spread(0.8, 1.4)
+    assert summary.days_to_appointment == Spread(4.0, 4.9)  # days 3, 4 and 5
     assert set(plan.timings) == {"read", "candidates", "solve", "explain", "total"}
 
 
@@ -175,11 +183,11 @@ async def test_breaches_already_past_are_counted_apart(commit_world_url: str) ->
         nothing = (await propose(connection, Scope(services=["NO_SUCH_SERVICE"]))).summary
     finally:
         await connection.close()
-    assert summary["already_breached"] == 1
-    assert summary["breaches_expected"] == 0  # 4 is past its breach date; 3 breaches later
-    assert nothing["matched"] == 0
-    assert nothing["travel_km"] == {"mean": None, "p95": None}
-    assert nothing["days_to_appointment"] == {"mean": None, "p95": None}
+    assert summary.already_breached == 1
+    assert summary.breaches_expected == 0  # 4 is past its breach date; 3 breaches later
+    assert nothing.matched == 0
+    assert nothing.travel_km == Spread(None, None)
+    assert nothing.days_to_appointment == Spread(None, None)
 
 
 RUN = """mutation { runMatching(scope: {regions: ["LONDON", "NORTH_WEST"]}, mode: PROPOSE) {
@@ -210,8 +218,8 @@ async def test_run_matching_through_graphql(databases_world_url: str) -> None:
     assert plan["assignments"][0]["referralId"] == encode_global_id("Referral", 1)  # urgent first
     reasons = {item["referralId"]: item["reason"] for item in plan["unmatched"]}
     assert reasons == {
-        encode_global_id("Referral", 3): TAKEN,
-        encode_global_id("Referral", 4): NO_CAPACITY,
+        encode_global_id("Referral", 3): Unplaced.TAKEN,
+        encode_global_id("Referral", 4): Unplaced.NO_CAPACITY,
     }
     async with asgi_client(databases_world_url, headers=bearer(Role.PATIENT, "p", 1)) as client:
         refused = (await client.post("/graphql", json={"query": RUN})).json()
@@ -253,7 +261,7 @@ async def test_a_clinician_with_no_skills_recorded_still_offers_slots(
     plan = body["data"]["runMatching"]
     assert plan["summary"]["matched"] == 4  # 1, 2 and 3 in Camden, 5 in Manchester
     reasons = {item["referralId"]: item["reason"] for item in plan["unmatched"]}
-    assert reasons == {encode_global_id("Referral", 4): NO_CAPACITY}  # Cy has no sedation
+    assert reasons == {encode_global_id("Referral", 4): Unplaced.NO_CAPACITY}  # Cy has no sedation
 
 
 def test_the_optimum_beats_greedy_booking(databases_world_url: str) -> None:
@@ -386,7 +394,7 @@ async def test_commit_books_the_kept_plan_even_when_a_fresh_one_would_differ(
         )
     finally:
         await connection.close()
-    assert 6 in {item["referral"] for item in fresh.assignments}
+    assert 6 in {item.referral for item in fresh.assignments}
     assert kept_plan.summary == plan.summary
     assert sorted(booked[1:] for booked in done.booked) == sorted(pairs_of(plan))
 
@@ -435,7 +443,7 @@ async def test_commit_is_idempotent_and_skips_what_changed(commit_world_url: str
     connection = await connect(commit_world_url)
     try:
         plan = await propose(connection, Scope())
-        pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+        pairs = [(item.referral, item.slot) for item in plan.assignments]
         # meanwhile someone books the slot planned for referral 5
         slot_of_5 = dict(pairs)[5]
         await connection.execute("UPDATE slots SET status = 'busy' WHERE id = $1", slot_of_5)
@@ -471,7 +479,7 @@ async def test_batches_on_parallel_connections_book_the_same_plan(
         try:
             async with pool.acquire() as connection:
                 plan = await propose(connection, Scope())
-            pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+            pairs = [(item.referral, item.slot) for item in plan.assignments]
             done = await commit_plan(pool, clerk, pairs, workers=workers, batch_size=1)
             again = await commit_plan(pool, clerk, pairs, workers=workers, batch_size=1)
             assert again == done  # the retry books nothing twice and answers the same
@@ -508,7 +516,7 @@ async def test_a_failing_worker_stops_the_commit_and_a_retry_finishes_it(
     try:
         await failing.execute("SET default_transaction_read_only = on")
         plan = await propose(working, Scope())
-        pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+        pairs = [(item.referral, item.slot) for item in plan.assignments]
         clerk = Actor("clerk", Role.SCHEDULER)
         with pytest.raises(asyncpg.ReadOnlySQLTransactionError):
             await commit_plan(
@@ -561,7 +569,7 @@ async def test_site_bound_staff_commit_only_at_their_sites(commit_world_url: str
     connection = await connect(commit_world_url)
     try:
         plan = await propose(connection, Scope())
-        pairs = [(item["referral"], item["slot"]) for item in plan.assignments]
+        pairs = [(item.referral, item.slot) for item in plan.assignments]
         clerk = Actor("clerk", Role.SCHEDULER, None, (2,))
         done = await commit_plan(OneConnection(connection), clerk, pairs)
     finally:
@@ -595,12 +603,12 @@ async def test_a_referral_holding_an_offer_is_neither_matched_nor_offered_more(
         after_lapse = await propose(connection, Scope())
     finally:
         await connection.close()
-    considered = {item["referral"] for item in plan.assignments + plan.unmatched}
+    considered = {item.referral for item in plan.assignments + plan.unmatched}
     assert considered == {2, 3, 4, 5}
     # the urgent referral 1 would take slot 11; it waits for its answer on slot 21 instead
     assert offered == {11: 2}
     # once the holds lapse, 1 waits again and slots 11 and 21 are on offer again
-    assert {item["referral"]: item["slot"] for item in after_lapse.assignments}[1] == 11
+    assert {item.referral: item.slot for item in after_lapse.assignments}[1] == 11
 
 
 async def test_reach_boxes_hold_every_place_within_reach(commit_world_url: str) -> None:
@@ -697,3 +705,18 @@ async def test_offers_made_at_once_never_choose_the_same_referral(commit_world_u
     assert to_first == {11: 1}
     assert waited
     assert to_second == {12: 2}  # 1 already holds an offer
+
+
+def test_a_kept_plan_reads_back_as_it_was_kept(plan: Plan) -> None:
+    again = Plan.from_json(orjson.loads(orjson.dumps(plan.to_json())))
+    assert again == plan
+    assert isinstance(again.assignments[0].priority, Priority)
+
+
+def test_a_plan_kept_before_plans_were_typed_still_reads(plan: Plan) -> None:
+    kept_then = plan.to_json()
+    kept_then["summary"]["by_priority"] = {
+        count.priority.value: {"matched": count.matched, "unmatched": count.unmatched}
+        for count in plan.summary.by_priority
+    }
+    assert Plan.from_json(orjson.loads(orjson.dumps(kept_then))) == plan

@@ -232,8 +232,8 @@ def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], 
     "--horizon-days",
     default=56,
     show_default=True,
-    type=click.IntRange(1, 366),
-    help="Match slots from now to this many days ahead.",
+    type=int,
+    help="Match slots from now to this many days ahead (up to a year).",
 )
 @click.option(
     "--output",
@@ -277,57 +277,52 @@ def match(
     """Propose the optimal matching of waiting referrals to free slots and keep it under a
     key; --commit books it, --plan KEY books one proposed earlier."""
     from care_graph.domain.booking import Actor
-    from care_graph.domain.commit import commit_plan
+    from care_graph.domain.planning import Matched, run_matching
     from care_graph.matching.compare import compare as compare_plans
-    from care_graph.matching.plan import Scope, keep, kept, pairs_of, propose_with_instance
+    from care_graph.matching.plan import Scope
 
     if plan_key is not None and (compare or services or regions):
         raise click.UsageError("--plan commits a kept plan: it takes no scope and no --compare")
-    scope = Scope(list(services) or None, list(regions) or None, horizon_days)
-    actor = Actor("care-graph match", Role.SCHEDULER)
-
-    async def run(connection: Any) -> Any:
-        instance = None
-        key = plan_key
-        if key is None:
-            plan, instance = await propose_with_instance(
-                connection, scope, settings.cost_model, every_slot=compare
-            )
-            pairs = pairs_of(plan)
-            key, _ = await keep(connection, plan, actor.subject)
-        else:
-            plan, pairs = await kept(connection, key)
-        committed = None
-        if commit or plan_key is not None:
-            pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)
-            try:
-                committed = await commit_plan(pool, actor, pairs, key=key, workers=workers)
-            finally:
-                await pool.close()
-        return plan, instance, key, committed
-
     settings = Settings.from_environment()
+
+    async def run(url: str) -> Matched:
+        pool = await create_pool(url, min_size=1, max_size=workers, statement_timeout_ms=0)
+        try:
+            return await run_matching(
+                pool,
+                Actor("care-graph match", Role.SCHEDULER),
+                scope=Scope(list(services) or None, list(regions) or None, horizon_days),
+                plan_key=plan_key,
+                commit=commit or plan_key is not None,
+                model=settings.cost_model,
+                workers=workers,
+                every_slot=compare,
+            )
+        finally:
+            await pool.close()
+
     with database_url(settings) as url:
-        plan, instance, key, committed = _run(_with_connection(url, run))
+        matched = _run(run(url))
+    plan, key, committed, instance = matched.plan, matched.key, matched.committed, matched.instance
     progress = Progress("match")
     for phase, seconds in plan.timings.items():
         progress.note(f"{phase:<12} {seconds:8.3f} s")
     summary = plan.summary
-    click.echo(f"matched {summary['matched']:,} of {summary['referrals']:,} waiting referrals")
-    for priority, counts in summary["by_priority"].items():
+    click.echo(f"matched {summary.matched:,} of {summary.referrals:,} waiting referrals")
+    for count in summary.by_priority:
         click.echo(
-            f"  {priority:<14} {counts['matched']:>7,} matched {counts['unmatched']:>7,} unmatched"
+            f"  {count.priority:<14} {count.matched:>7,} matched {count.unmatched:>7,} unmatched"
         )
     click.echo(
-        f"  seen before breach {summary['seen_before_breach']:,}"
-        f" ({summary['breaches_avoided']:,} breaches avoided);"
-        f" breaches still expected {summary['breaches_expected']:,};"
-        f" already breached {summary['already_breached']:,}"
+        f"  seen before breach {summary.seen_before_breach:,}"
+        f" ({summary.breaches_avoided:,} breaches avoided);"
+        f" breaches still expected {summary.breaches_expected:,};"
+        f" already breached {summary.already_breached:,}"
     )
     click.echo(
-        f"  travel km mean {summary['travel_km']['mean']} p95 {summary['travel_km']['p95']};"
-        f" days to appointment mean {summary['days_to_appointment']['mean']}"
-        f" p95 {summary['days_to_appointment']['p95']}"
+        f"  travel km mean {summary.travel_km.mean} p95 {summary.travel_km.p95};"
+        f" days to appointment mean {summary.days_to_appointment.mean}"
+        f" p95 {summary.days_to_appointment.p95}"
     )
     click.echo(f"plan {key} (commit it with: care-graph match --plan {key})")
     if compare and instance is not None:
@@ -346,12 +341,7 @@ def match(
             f"committed: {len(committed.booked):,} booked, {len(committed.skipped):,} skipped"
         )
     if output:
-        Path(output).write_bytes(
-            orjson.dumps(
-                {"summary": summary, "assignments": plan.assignments, "unmatched": plan.unmatched},
-                option=orjson.OPT_INDENT_2,
-            )
-        )
+        Path(output).write_bytes(orjson.dumps(plan.to_json(), option=orjson.OPT_INDENT_2))
         click.echo(f"plan written to {output}")
 
 

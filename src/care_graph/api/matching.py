@@ -1,21 +1,21 @@
-"""runMatching: the matcher from GraphQL. PROPOSE returns the optimal plan for a scope of the
-waiting list, explained, and keeps it under a key; COMMIT books a kept plan (or a fresh one),
-skipping and reporting pairs that bookings made meanwhile have overtaken (domain/commit.py)."""
+"""runMatching: the matcher from GraphQL (domain/planning.py). PROPOSE returns the optimal
+plan for a scope of the waiting list, explained, and keeps it under a key; COMMIT books a kept
+plan (or a fresh one), skipping and reporting pairs that bookings made meanwhile have
+overtaken (domain/commit.py)."""
 
 from __future__ import annotations
 
 from enum import Enum
-from typing import Any
 
 import strawberry
 
 from care_graph.api.enums import Priority
 from care_graph.api.ids import encode_global_id
 from care_graph.db.pool import OneConnection
+from care_graph.domain import planning
 from care_graph.domain.booking import Actor
-from care_graph.domain.commit import MAY_MATCH, commit_plan
-from care_graph.errors import CareGraphError, ErrorCode
-from care_graph.matching.plan import MAX_LISTED, Plan, Scope, keep, kept, pairs_of, propose
+from care_graph.domain.commit import Committed
+from care_graph.matching.plan import MAX_LISTED, Plan, Scope
 
 
 @strawberry.enum(description="What runMatching does with the plan.")
@@ -120,56 +120,67 @@ class MatchingPlan:
     )
 
 
-def _plan_type(plan: Plan, key: str, committed: CommitResult | None = None) -> MatchingPlan:
-    """The GraphQL form of a plan as listed (``matching.plan.listed``)."""
+def _gid(type_name: str, key: int | None) -> strawberry.ID | None:
+    return None if key is None else strawberry.ID(encode_global_id(type_name, key))
+
+
+def _plan_type(plan: Plan, key: str, committed: Committed | None) -> MatchingPlan:
+    """The GraphQL form of a plan as shown (``matching.plan.listed``)."""
     summary = plan.summary
-
-    def gid(type_name: str, key: Any) -> strawberry.ID | None:
-        return None if key is None else strawberry.ID(encode_global_id(type_name, int(key)))
-
     return MatchingPlan(
         plan_key=key,
-        committed=committed,
+        committed=None
+        if committed is None
+        else CommitResult(
+            booked=len(committed.booked),
+            skipped=[
+                SkippedPair(
+                    referral_id=strawberry.ID(encode_global_id("Referral", referral)),
+                    slot_id=strawberry.ID(encode_global_id("Slot", slot)),
+                )
+                for referral, slot in committed.skipped
+            ],
+        ),
         summary=MatchingSummary(
-            referrals=summary["referrals"],
-            matched=summary["matched"],
+            referrals=summary.referrals,
+            matched=summary.matched,
             by_priority=[
                 PriorityCount(
-                    priority=Priority(name),
-                    matched=counts["matched"],
-                    unmatched=counts["unmatched"],
+                    priority=count.priority,
+                    matched=count.matched,
+                    unmatched=count.unmatched,
                 )
-                for name, counts in summary["by_priority"].items()
+                for count in summary.by_priority
             ],
-            seen_before_breach=summary["seen_before_breach"],
-            breaches_avoided=summary["breaches_avoided"],
-            breaches_expected=summary["breaches_expected"],
-            already_breached=summary["already_breached"],
-            mean_travel_km=summary["travel_km"]["mean"],
-            p95_travel_km=summary["travel_km"]["p95"],
-            mean_days_to_appointment=summary["days_to_appointment"]["mean"],
-            p95_days_to_appointment=summary["days_to_appointment"]["p95"],
+            seen_before_breach=summary.seen_before_breach,
+            breaches_avoided=summary.breaches_avoided,
+            breaches_expected=summary.breaches_expected,
+            already_breached=summary.already_breached,
+            mean_travel_km=summary.travel_km.mean,
+            p95_travel_km=summary.travel_km.p95,
+            mean_days_to_appointment=summary.days_to_appointment.mean,
+            p95_days_to_appointment=summary.days_to_appointment.p95,
             seconds=round(plan.timings["total"], 3),
         ),
         assignments=[
             PlannedAssignment(
-                referral_id=strawberry.ID(encode_global_id("Referral", item["referral"])),
-                slot_id=strawberry.ID(encode_global_id("Slot", item["slot"])),
-                priority=Priority(item["priority"]),
-                weight=item["weight"],
-                km=item["km"],
-                days_until=item["days_until"],
-                breakdown=CostBreakdown(**item["breakdown"]),
+                referral_id=strawberry.ID(encode_global_id("Referral", item.referral)),
+                slot_id=strawberry.ID(encode_global_id("Slot", item.slot)),
+                priority=item.priority,
+                weight=item.weight,
+                km=item.km,
+                days_until=item.days_until,
+                breakdown=CostBreakdown(**item.breakdown),
             )
             for item in plan.assignments
         ],
         unmatched=[
             UnmatchedReferral(
-                referral_id=strawberry.ID(encode_global_id("Referral", item["referral"])),
-                priority=Priority(item["priority"]),
-                reason=item["reason"],
-                best_slot_id=gid("Slot", item.get("best_slot")),
-                went_to_referral_id=gid("Referral", item.get("went_to")),
+                referral_id=strawberry.ID(encode_global_id("Referral", item.referral)),
+                priority=item.priority,
+                reason=item.reason.value,
+                best_slot_id=_gid("Slot", item.best_slot),
+                went_to_referral_id=_gid("Referral", item.went_to),
             )
             for item in plan.unmatched
         ],
@@ -180,39 +191,14 @@ async def run_matching(
     info: strawberry.Info, scope: MatchingScope, mode: MatchingMode, plan_key: str | None
 ) -> MatchingPlan:
     """Propose the plan for a scope and keep it; in COMMIT mode book it, or book the plan kept
-    under ``plan_key`` (clinic staff only)."""
+    under ``plan_key`` (clinic staff only: domain/planning.py)."""
     viewer = info.context.viewer
-    if str(viewer.role) not in MAY_MATCH:
-        raise CareGraphError(ErrorCode.FORBIDDEN, "matching is run by clinic staff")
-    if not 1 <= scope.horizon_days <= 366:
-        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "the horizon is 1 to 366 days")
-    connection = info.context.loaders.connection
-    if plan_key is None:
-        sites = None if viewer.site_ids is None else list(viewer.site_ids)
-        proposed = await propose(
-            connection,
-            Scope(scope.services, scope.regions, scope.horizon_days, sites),
-            info.context.cost_model,
-        )
-        pairs = pairs_of(proposed)
-        plan_key, plan = await keep(connection, proposed, viewer.subject)
-    elif mode is MatchingMode.PROPOSE:
-        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "a planKey is for COMMIT")
-    else:
-        plan, pairs = await kept(connection, plan_key)
-    if mode is MatchingMode.PROPOSE:
-        return _plan_type(plan, plan_key)
-    done = await commit_plan(
-        OneConnection(connection),
+    matched = await planning.run_matching(
+        OneConnection(info.context.loaders.connection),
         Actor(viewer.subject, viewer.role, None, viewer.site_ids),
-        pairs,
-        key=plan_key,
+        scope=Scope(scope.services, scope.regions, scope.horizon_days),
+        plan_key=plan_key,
+        commit=mode is MatchingMode.COMMIT,
+        model=info.context.cost_model,
     )
-    skipped = [
-        SkippedPair(
-            referral_id=strawberry.ID(encode_global_id("Referral", referral)),
-            slot_id=strawberry.ID(encode_global_id("Slot", slot)),
-        )
-        for referral, slot in done.skipped
-    ]
-    return _plan_type(plan, plan_key, CommitResult(booked=len(done.booked), skipped=skipped))
+    return _plan_type(matched.shown, matched.key, matched.committed)

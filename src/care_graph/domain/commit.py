@@ -36,6 +36,12 @@ class Committed:
     skipped: list[tuple[int, int]]  # (referral, slot) that no longer held
 
 
+def check_may_match(actor: Actor) -> None:
+    """Refuse anyone but clinic staff: they propose and commit plans."""
+    if actor.role not in MAY_MATCH:
+        raise CareGraphError(ErrorCode.FORBIDDEN, "matching is run by clinic staff")
+
+
 def plan_key(pairs: list[tuple[int, int]]) -> str:
     """The identity of a plan committed without being kept: its pairs, whatever their
     order."""
@@ -64,8 +70,7 @@ async def commit_plan(
     borrowed from ``database`` at once (a OneConnection serves one worker); safe to run
     again with the same plan (``key``: a kept plan's; else its pairs say which) and batch
     size."""
-    if actor.role not in MAY_MATCH:
-        raise CareGraphError(ErrorCode.FORBIDDEN, "plans are committed by clinic staff")
+    check_may_match(actor)
     key = key or plan_key(pairs)
     scope = _scope_of(actor)
     ordered = sorted(pairs)
