@@ -36,7 +36,8 @@ from care_graph.domain.lifecycle import FHIR_STATUS
 NodeT = TypeVar("NodeT")
 
 # node type name -> table, filled by @node
-NODE_TABLES: dict[str, str] = {}
+NODE_TABLES: dict[str, str] = {}  # Node type name -> the table its rows live in
+NODE_CLASSES: dict[str, type] = {}  # Node type name -> its strawberry type
 
 
 def node(table: str) -> Any:
@@ -44,7 +45,8 @@ def node(table: str) -> Any:
 
     def register(cls: type) -> type:
         NODE_TABLES[cls.__name__] = table
-        return strawberry.type(cls)
+        NODE_CLASSES[cls.__name__] = strawberry.type(cls)
+        return NODE_CLASSES[cls.__name__]
 
     return register
 
@@ -391,9 +393,3 @@ class AuditEvent(Node):
         "Global ID of the record, where it is one.",
     )
     detail: str | None = column("{t}.detail::text", "What else was recorded, as JSON.")
-
-
-NODE_CLASSES: dict[str, type] = {
-    cls.__name__: cls
-    for cls in (Service, Site, Staff, RosterShift, Slot, Patient, Referral, Appointment, AuditEvent)
-}

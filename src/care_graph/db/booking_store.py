@@ -66,18 +66,19 @@ async def lock_slots(connection: Connection, slot_ids: list[int]) -> None:
     )
 
 
-async def lock_appointment(
+async def read_appointment(
     connection: Connection,
     appointment_id: int,
 ) -> asyncpg.Record | None:
-    """The appointment row with its referral and slot ids (not locked: lock those first)."""
+    """The appointment row with its referral and slot ids, not locked: the caller locks those
+    first, then the appointment (``lock_appointment``)."""
     row: asyncpg.Record | None = await connection.fetchrow(
         "SELECT id, referral_id, slot_id, status FROM appointments WHERE id = $1", appointment_id
     )
     return row
 
 
-async def relock_appointment(connection: Connection, appointment_id: int) -> asyncpg.Record:
+async def lock_appointment(connection: Connection, appointment_id: int) -> asyncpg.Record:
     """Lock the appointment row (after its referral and slot) and read its current state."""
     row: asyncpg.Record | None = await connection.fetchrow(
         "SELECT id, referral_id, slot_id, status FROM appointments WHERE id = $1 FOR UPDATE",

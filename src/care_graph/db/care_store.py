@@ -8,6 +8,7 @@ from typing import Any
 import asyncpg
 
 from care_graph.db.pool import Connection
+from care_graph.domain.lifecycle import ReferralStatus
 from care_graph.domain.statuses import (
     ATTENDANCE_RECORDED,
     CANCELLABLE_APPOINTMENT,
@@ -100,12 +101,13 @@ async def insert_referral(connection: Connection, values: dict[str, Any]) -> int
     """A new referral under a randomly drawn UBRN, and its clock's STARTED event; returns its
     id, or None when the UBRN drawn is already taken (nothing is written: draw again)."""
     referral_id: int | None = await connection.fetchval(
-        "INSERT INTO referrals (ubrn, patient_id, referrer_name, referrer_kind,"
+        f"INSERT INTO referrals (ubrn, patient_id, referrer_name, referrer_kind,"
         " referrer_subject, from_service_id, to_service_id, priority, status, received_at,"
         " clock_start, breach_date, earliest_date, max_travel_km, required_skill,"
         " preferred_site_ids, redirected_from_id)"
         " SELECT lpad((floor(random() * 9e11) + 1e11)::bigint::text, 12, '0'),"
-        " $1, $2, $3, $4, $5, $6, $7, 'SUBMITTED', now(), $8, $9, $10, $11, $12, $13, $14"
+        f" $1, $2, $3, $4, $5, $6, $7, '{ReferralStatus.SUBMITTED}', now(),"
+        " $8, $9, $10, $11, $12, $13, $14"
         " ON CONFLICT (ubrn) DO NOTHING RETURNING id",
         values["patient_id"],
         values["referrer_name"],

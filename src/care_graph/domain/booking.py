@@ -320,7 +320,7 @@ async def _replayed(connection: Connection, actor: Actor, key: str, request_hash
             ErrorCode.IDEMPOTENCY_KEY_REUSED, "this idempotency key was used for another request"
         )
     appointment_id: int = earlier["response"]["appointment_id"]
-    found = await store.lock_appointment(connection, appointment_id)
+    found = await store.read_appointment(connection, appointment_id)
     assert found is not None  # appointments are never deleted
     referral = await store.lock_referral(connection, found["referral_id"])
     slot = await store.lock_slot(connection, found["slot_id"])
@@ -394,7 +394,7 @@ async def cancel_appointment_locked(
     the slot it held and the referral that gave it up."""
     if reason not in CANCELLATION_REASONS:
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown cancellation reason {reason!r}")
-    found = await store.lock_appointment(connection, appointment_id)
+    found = await store.read_appointment(connection, appointment_id)
     if found is None:
         raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
     referral = await store.lock_referral(connection, found["referral_id"])
@@ -403,7 +403,7 @@ async def cancel_appointment_locked(
     slot = await store.lock_slot(connection, found["slot_id"])
     assert slot is not None  # a foreign key guarantees it
     actor.check_site(slot["site_id"])
-    appointment = await store.relock_appointment(connection, appointment_id)
+    appointment = await store.lock_appointment(connection, appointment_id)
     if appointment["status"] not in CANCELLABLE_APPOINTMENT:
         raise CareGraphError(
             ErrorCode.INVALID_TRANSITION,
@@ -437,7 +437,7 @@ async def reschedule_appointment(
     _check_may_book(actor)
 
     async def reschedule() -> tuple[int, Freed]:
-        found = await store.lock_appointment(connection, appointment_id)
+        found = await store.read_appointment(connection, appointment_id)
         if found is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
         freed = await cancel_appointment_locked(connection, actor, appointment_id, "REBOOKED")
@@ -487,7 +487,7 @@ async def record_attendance(
         )
 
     async def record() -> None:
-        found = await store.lock_appointment(connection, appointment_id)
+        found = await store.read_appointment(connection, appointment_id)
         if found is None:
             raise CareGraphError(ErrorCode.NOT_FOUND, "no such appointment")
         referral = await care_store.lock_referral_row(connection, found["referral_id"])
@@ -495,7 +495,7 @@ async def record_attendance(
         assert referral is not None  # foreign keys guarantee both
         assert slot is not None
         actor.check_site(slot["site_id"])
-        appointment = await store.relock_appointment(connection, appointment_id)
+        appointment = await store.lock_appointment(connection, appointment_id)
         if appointment["status"] not in DUE_APPOINTMENT:
             raise CareGraphError(
                 ErrorCode.INVALID_TRANSITION,

@@ -41,6 +41,9 @@ TRANSITIONS: dict[ReferralStatus, frozenset[ReferralStatus]] = {
     ReferralStatus.COMPLETED: frozenset(),
 }
 
+# where a referral's journey ends: nothing may follow these
+FINAL = frozenset(status for status, following in TRANSITIONS.items() if not following)
+
 FHIR_STATUS: dict[ReferralStatus, str] = {
     ReferralStatus.SUBMITTED: "active",
     ReferralStatus.ACCEPTED: "active",

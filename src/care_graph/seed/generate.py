@@ -17,6 +17,8 @@ import numpy.typing as npt
 
 from care_graph._matcher import nearest_k
 from care_graph.clinic_time import CLINIC_TIME
+from care_graph.domain.lifecycle import FINAL, ReferralStatus
+from care_graph.domain.statuses import AppointmentStatus, SlotStatus
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.nhs import synthetic_nhs_numbers
 from care_graph.seed import catalogue
@@ -32,12 +34,12 @@ SESSION_WORKED = (0.85, 0.70)
 DAY_WORKED = 0.8
 PRIORITY_MIX = ((Priority.URGENT, 0.05), (Priority.TWO_WEEK_WAIT, 0.15), (Priority.ROUTINE, 0.80))
 STATUS_MIX = (
-    ("SUBMITTED", 0.08),
-    ("ACCEPTED", 0.72),
-    ("BOOKED", 0.14),
-    ("COMPLETED", 0.03),
-    ("REJECTED", 0.02),
-    ("CANCELLED", 0.01),
+    (ReferralStatus.SUBMITTED, 0.08),
+    (ReferralStatus.ACCEPTED, 0.72),
+    (ReferralStatus.BOOKED, 0.14),
+    (ReferralStatus.COMPLETED, 0.03),
+    (ReferralStatus.REJECTED, 0.02),
+    (ReferralStatus.CANCELLED, 0.01),
 )
 REJECTION_REASONS = (
     "Insufficient information",
@@ -398,7 +400,9 @@ class _Generator:
         self.slot_site = site[shift_of_slot]
         self.slot_staff = staff_of[shift_of_slot]
         self.slot_start = slot_start
-        status = np.where(rng.random(n_slots) < 0.015, "busy-unavailable", "free").astype("U16")
+        status = np.where(
+            rng.random(n_slots) < 0.015, SlotStatus.BUSY_UNAVAILABLE.value, SlotStatus.FREE.value
+        ).astype("U16")
         self.slot_status = status
         slots = Table(
             "slots",
@@ -509,7 +513,7 @@ class _Generator:
         standard = np.array([self.standards.days_for(p) for p in priorities])[priority_index]
         breach = received.astype("datetime64[D]") + standard.astype("timedelta64[D]")
 
-        status_codes = [s for s, _ in STATUS_MIX]
+        status_codes = [s.value for s, _ in STATUS_MIX]
         status = np.array(status_codes)[
             rng.choice(len(status_codes), size=n, p=_weights([w for _, w in STATUS_MIX]))
         ]
@@ -521,7 +525,10 @@ class _Generator:
         max_travel, preferred = self._travel_constraints(patient, to_service)
         required = self._required_skills(to_service, child)
         # a referral made by a clerk's hand may not be booked yet; keep constrained ones waiting
-        status[(status == "BOOKED") & ((required != "") | ~np.isnat(earliest))] = "ACCEPTED"
+        constrained = (required != "") | ~np.isnat(earliest)
+        status[(status == ReferralStatus.BOOKED.value) & constrained] = (
+            ReferralStatus.ACCEPTED.value
+        )
 
         n_referrers = max(n // 40, 1)
         referrer = rng.integers(0, n_referrers, n)
@@ -558,7 +565,7 @@ class _Generator:
                 "required_skill": [code or None for code in required.tolist()],
                 "preferred_site_ids": preferred,
                 "rejection_reason": [
-                    str(rng.choice(REJECTION_REASONS)) if s == "REJECTED" else None
+                    str(rng.choice(REJECTION_REASONS)) if s == ReferralStatus.REJECTED else None
                     for s in status.tolist()
                 ],
             },
@@ -625,7 +632,7 @@ class _Generator:
         self, status: npt.NDArray[np.str_], received: npt.NDArray[np.datetime64]
     ) -> Table:
         n = len(status)
-        closed = np.flatnonzero(np.isin(status, ["COMPLETED", "REJECTED", "CANCELLED"]))
+        closed = np.flatnonzero(np.isin(status, [str(s) for s in FINAL]))
         waited = (self.as_of - received[closed]) * self.rng.uniform(0.3, 0.9, len(closed))
         referral = np.concatenate([np.arange(n), closed]) + 1
         kind = ["STARTED"] * n + ["STOPPED"] * len(closed)
@@ -650,9 +657,9 @@ class _Generator:
         Statuses are updated in place: the referrals and slots tables hold these same arrays.
         """
         rng = self.rng
-        booked = np.flatnonzero(self.referral_status == "BOOKED")
+        booked = np.flatnonzero(self.referral_status == ReferralStatus.BOOKED.value)
         slot_region = self.site_region[self.slot_site]
-        free = self.slot_status == "free"
+        free = self.slot_status == SlotStatus.FREE.value
         referral_region = self.patient_region[self.referral_patient[booked]]
         chosen_slot = np.full(len(booked), -1, dtype=np.int64)
         key_slots = slot_region * 100 + self.slot_service
@@ -663,10 +670,10 @@ class _Generator:
             take = min(len(wanting), len(available))
             chosen_slot[wanting[:take]] = available[:take]
         placed = chosen_slot >= 0
-        self.referral_status[booked[~placed]] = "ACCEPTED"
+        self.referral_status[booked[~placed]] = ReferralStatus.ACCEPTED.value
         referral_ids = booked[placed]
         slot_ids = chosen_slot[placed]
-        self.slot_status[slot_ids] = "busy"
+        self.slot_status[slot_ids] = SlotStatus.BUSY.value
         lead = (self.as_of - self.referral_received[referral_ids]) * rng.uniform(
             0.2, 0.9, len(referral_ids)
         )
@@ -676,7 +683,7 @@ class _Generator:
                 "id": np.arange(1, len(referral_ids) + 1),
                 "referral_id": referral_ids + 1,
                 "slot_id": slot_ids + 1,
-                "status": ["booked"] * len(referral_ids),
+                "status": [AppointmentStatus.BOOKED.value] * len(referral_ids),
                 "booked_by": ["seed"] * len(referral_ids),
                 "booked_at": self.referral_received[referral_ids] + lead.astype("timedelta64[us]"),
             },
