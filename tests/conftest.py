@@ -9,10 +9,15 @@ from typing import Any
 
 import asyncpg
 import pytest
+from hypothesis import settings
 
 from care_graph.db.pool import connect
 from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
+
+# `pytest --hypothesis-profile long`: the stateful property tests run many more, longer
+# sequences (tests/test_bookable_paths.py reads the profile's name)
+settings.register_profile("long", deadline=None)
 
 
 @pytest.fixture(scope="session")
