@@ -15,6 +15,10 @@ import asyncpg
 import httpx
 import pytest
 
+from care_graph.api.ids import encode_global_id
+from care_graph.auth import Role, TokenSettings, verify
+from care_graph.db.pool import connect
+from care_graph.nhs import check_digit
 from care_graph.testing import DatabaseFactory
 
 COMMANDS = [
@@ -79,7 +83,8 @@ def test_seed_into_a_fresh_database(databases: DatabaseFactory) -> None:
     assert again.returncode == 1
     assert again.stderr.strip().splitlines() == [
         "[migrate] schema is up to date",
-        "care-graph: error: the database already holds data; pass --replace to empty it first",
+        "care-graph: error: the database already holds data; pass --replace to empty it first"
+        " (INVALID_ARGUMENT)",
     ]
 
 
@@ -191,3 +196,82 @@ def test_match_proposes_a_plan_then_commits_that_plan_once(databases: DatabaseFa
     refused = care_graph("match", "--plan", key, "--compare", database_url=url)
     assert refused.returncode == 2
     assert "--plan commits a kept plan" in refused.stderr
+
+
+def test_a_token_names_its_patient_and_sites_as_the_api_shows_them(seeded_url: str) -> None:
+    settings = TokenSettings.from_environment(development=True)
+    nhs_number = care_graph_patient_number(seeded_url)
+    by_number = care_graph(
+        "token",
+        "--role",
+        "patient",
+        "--subject",
+        "p-1",
+        "--patient",
+        nhs_number,
+        database_url=seeded_url,
+    )
+    assert by_number.returncode == 0, by_number.stderr
+    viewer = verify(by_number.stdout.strip(), settings)
+    assert viewer.role is Role.PATIENT
+    patient_id = encode_global_id("Patient", viewer.patient_id or 0)
+    assert f"patient {patient_id}" in by_number.stderr
+    assert "role patient" in by_number.stderr
+    assert "expires 20" in by_number.stderr
+    by_id = care_graph("token", "--role", "patient", "--subject", "p-1", "--patient", patient_id)
+    assert verify(by_id.stdout.strip(), settings).patient_id == viewer.patient_id
+    site = encode_global_id("Site", 3)
+    clerk = care_graph("token", "--role", "scheduler", "--subject", "c", "--site", site)
+    assert verify(clerk.stdout.strip(), settings).site_ids == (3,)
+
+
+def test_a_token_for_someone_who_is_not_there_is_refused(seeded_url: str) -> None:
+    wrong_type = care_graph(
+        "token", "--role", "patient", "--subject", "p", "--patient", encode_global_id("Site", 1)
+    )
+    assert wrong_type.returncode == 2
+    assert "is not a Patient id" in wrong_type.stderr
+    nobody = unused_nhs_number(seeded_url)
+    spaced = f"{nobody[:3]} {nobody[3:6]} {nobody[6:]}"
+    unknown = care_graph(
+        "token",
+        "--role",
+        "patient",
+        "--subject",
+        "p",
+        "--patient",
+        spaced,
+        database_url=seeded_url,
+    )
+    assert unknown.returncode == 1
+    assert unknown.stderr.strip() == (
+        f"care-graph: error: no patient has NHS number {nobody} (NOT_FOUND)"
+    )
+
+
+def care_graph_patient_number(url: str) -> str:
+    async def first() -> str:
+        connection = await connect(url)
+        try:
+            return str(await connection.fetchval("SELECT nhs_number FROM patients ORDER BY id"))
+        finally:
+            await connection.close()
+
+    return asyncio.run(first())
+
+
+def unused_nhs_number(url: str) -> str:
+    async def taken() -> set[str]:
+        connection = await connect(url)
+        try:
+            return {row[0] for row in await connection.fetch("SELECT nhs_number FROM patients")}
+        finally:
+            await connection.close()
+
+    numbers = (
+        f"{first_nine}{digit}"
+        for first_nine in (str(900_000_000 + n) for n in range(1000))
+        if (digit := check_digit(first_nine)) is not None
+    )
+    used = asyncio.run(taken())
+    return next(number for number in numbers if number not in used)

@@ -8,7 +8,7 @@ import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,13 +16,15 @@ import click
 import orjson
 
 from care_graph import __version__
+from care_graph.api.ids import decode_global_id, encode_global_id
 from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.config import Settings
 from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate, reset_schema
 from care_graph.db.pool import connect, create_pool
 from care_graph.db.server import database_url
-from care_graph.errors import CareGraphError
+from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.nhs import is_valid_nhs_number, normalise_nhs_number
 from care_graph.progress import Progress
 from care_graph.seed.generate import generate
 from care_graph.seed.load import database_is_empty, ensure_loadable, load
@@ -192,13 +194,16 @@ def schema() -> None:
     help="What the token's holder may do.",
 )
 @click.option("--subject", required=True, help="Who holds it (a referrer's subject, a user id).")
-@click.option("--patient", type=click.IntRange(min=1), help="For --role patient: their record id.")
+@click.option(
+    "--patient",
+    help="For --role patient: their NHS number, or their global id as the API shows it"
+    " (an NHS number is looked up in the database).",
+)
 @click.option(
     "--site",
     "sites",
-    type=click.IntRange(min=1),
     multiple=True,
-    help="For clinicians and schedulers: a site they work at (repeatable).",
+    help="For clinicians and schedulers: a site they work at, by its global id (repeatable).",
 )
 @click.option(
     "--ttl",
@@ -207,22 +212,59 @@ def schema() -> None:
     type=click.IntRange(60, 86_400 * 30),
     help="Seconds until it expires.",
 )
-def token(role: str, subject: str, patient: int | None, sites: tuple[int, ...], ttl: int) -> None:
-    """Mint a development bearer token (needs the development shared secret)."""
+def token(role: str, subject: str, patient: str | None, sites: tuple[str, ...], ttl: int) -> None:
+    """Mint a development bearer token (needs the development shared secret); the token goes
+    to stdout, what it grants to stderr."""
     settings = Settings.from_environment()
     if Role(role) is Role.PATIENT and patient is None:
         raise click.UsageError("a patient token needs --patient")
+    patient_id = None if patient is None else _patient_key(settings, patient)
+    site_ids = tuple(_key_of("Site", "--site", site) for site in sites) or None
     tokens = TokenSettings.from_environment(development=settings.development)
     click.echo(
         mint_token(
             tokens,
             role=Role(role),
             subject=subject,
-            patient_id=patient,
-            site_ids=sites or None,
+            patient_id=patient_id,
+            site_ids=site_ids,
             ttl_seconds=ttl,
         )
     )
+    expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
+    grants = f"role {role}, subject {subject}"
+    if patient_id is not None:
+        grants += f", patient {encode_global_id('Patient', patient_id)}"
+    if site_ids:
+        grants += ", sites " + " ".join(encode_global_id("Site", site) for site in site_ids)
+    click.echo(f"token: {grants}; expires {expires.isoformat()}", err=True)
+
+
+def _key_of(type_name: str, option: str, global_id: str) -> int:
+    """The record key of a global id of ``type_name``, or a usage error naming the option."""
+    decoded = decode_global_id(global_id.strip())
+    if decoded is None or decoded[0] != type_name:
+        raise click.BadParameter(f"{global_id!r} is not a {type_name} id", param_hint=option)
+    return decoded[1]
+
+
+def _patient_key(settings: Settings, patient: str) -> int:
+    """The patient record an NHS number (looked up) or a Patient global id names."""
+    number = normalise_nhs_number(patient)
+    if not is_valid_nhs_number(number):
+        return _key_of("Patient", "--patient", patient)
+
+    async def look_up(connection: Any) -> int | None:
+        key: int | None = await connection.fetchval(
+            "SELECT id FROM patients WHERE nhs_number = $1", number
+        )
+        return key
+
+    with database_url(settings) as url:
+        key = _run(_with_connection(url, look_up))
+    if key is None:
+        raise CareGraphError(ErrorCode.NOT_FOUND, f"no patient has NHS number {number}")
+    return key
 
 
 @cli.command()
@@ -441,7 +483,7 @@ def main() -> None:
         click.echo(f"care-graph: error: {error.format_message()}", err=True)
         sys.exit(error.exit_code)
     except CareGraphError as error:
-        click.echo(f"care-graph: error: {error.message}", err=True)
+        click.echo(f"care-graph: error: {error.message} ({error.code})", err=True)
         sys.exit(1)
     except Exception as error:
         click.echo(f"care-graph: unexpected error ({type(error).__name__}): {error}", err=True)
