@@ -5,22 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from collections.abc import AsyncIterator
-from dataclasses import replace
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from care_graph.api.ids import encode_global_id
-from care_graph.app import create_app
 from care_graph.auth import Role
-from care_graph.config import Settings
-from care_graph.testing import DatabaseFactory, bearer
+from care_graph.testing import DatabaseFactory, bearer, live_server
 from tests.test_auth import WORLD
 
 BOOK = """mutation($r: ID!, $s: ID!) { bookAppointment(input: {referralId: $r, slotId: $s}) {
@@ -36,19 +31,8 @@ def world_url(databases: DatabaseFactory) -> str:
 
 @pytest.fixture
 async def server(world_url: str) -> AsyncIterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    app = create_app(replace(Settings.from_environment(), database_url=world_url))
-    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    task = asyncio.create_task(served.serve())
-    while not served.started:  # noqa: ASYNC110 - uvicorn.Server offers a flag, not an event
-        await asyncio.sleep(0.05)
-    try:
-        yield f"127.0.0.1:{port}"
-    finally:
-        served.should_exit = True
-        await task
+    async with live_server(world_url) as address:
+        yield address
 
 
 async def open_subscription(

@@ -132,3 +132,30 @@ async def asgi_client(
             transport=transport, base_url="http://test", headers=headers or {}, timeout=120
         ) as client:
             yield client
+
+
+@asynccontextmanager
+async def live_server(url: str, **settings: Any) -> AsyncIterator[str]:
+    """A real uvicorn server of the app on the database at ``url``, on a free local port, in
+    this event loop; its ``host:port``. ``settings`` override fields of the environment's."""
+    import socket
+
+    import uvicorn
+
+    from care_graph.app import create_app
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    app = create_app(replace(Settings.from_environment(), database_url=url, **settings))
+    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    task = asyncio.create_task(served.serve())
+    while not served.started:
+        if task.done():
+            task.result()  # it failed to start: say why
+        await asyncio.sleep(0.05)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        served.should_exit = True
+        await task
