@@ -3,6 +3,7 @@ the schema file equal to what the server serves."""
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from pathlib import Path
@@ -204,6 +205,29 @@ async def test_depth_limit(client: httpx.AsyncClient) -> None:
     assert error["extensions"] == {"code": "QUERY_TOO_COMPLEX"}
     assert error["message"].startswith("operation anonymous nests")
     assert error["message"].endswith("levels deep; the limit is 15")
+
+
+async def test_fragments_spread_many_times_are_measured_once(api_url: str) -> None:
+    """A fan-out of fragments, each spreading the next twice, is 2^39 paths walked one by one:
+    the depth of each fragment is measured once instead. (Were it walked again, the alarm
+    stops the test rather than let it run for days.)"""
+    levels = 40
+    fragments = " ".join(
+        f"fragment F{n} on Query {{ ...F{n + 1} ...F{n + 1} }}" for n in range(levels)
+    )
+    query = f"query Fan {{ ...F0 }} {fragments} fragment F{levels} on Query {{ __typename }}"
+    signal.signal(signal.SIGALRM, _took_too_long)
+    signal.alarm(60)
+    try:
+        async with asgi_client(api_url, headers=bearer(Role.PATIENT, "p", 1)) as client:
+            body = await post(client, query)
+    finally:
+        signal.alarm(0)
+    assert body == {"data": {"__typename": "Query"}}
+
+
+def _took_too_long(signum: int, frame: object) -> None:
+    raise AssertionError("the document was walked path by path")
 
 
 async def test_alias_limit(client: httpx.AsyncClient) -> None:

@@ -35,9 +35,10 @@ def check_limits(document: DocumentNode, limits: Limits) -> list[ApiError]:
         if isinstance(definition, FragmentDefinitionNode)
     }
     errors = []
+    depths: dict[str, int] = {}  # each fragment's depth, measured once
     for definition in document.definitions:
         if isinstance(definition, OperationDefinitionNode):
-            depth = _depth(definition.selection_set, fragments, 0)
+            depth = _depth(definition.selection_set, fragments, depths)
             if depth > limits.max_depth:
                 name = definition.name.value if definition.name else "anonymous"
                 errors.append(
@@ -59,23 +60,26 @@ def check_limits(document: DocumentNode, limits: Limits) -> list[ApiError]:
 
 
 def _depth(
-    selection_set: SelectionSetNode | None, fragments: dict[str, FragmentDefinitionNode], level: int
+    selection_set: SelectionSetNode | None,
+    fragments: dict[str, FragmentDefinitionNode],
+    depths: dict[str, int],
 ) -> int:
+    """How many levels of fields the selection nests. Each fragment is measured once and
+    remembered, so the work is linear in the document however often fragments are spread
+    (validation has refused cycles already)."""
     if selection_set is None:
-        return level
-    deepest = level
+        return 0
+    deepest = 0
     for selection in selection_set.selections:
         if isinstance(selection, FieldNode):
-            if selection.selection_set is not None:
-                deepest = max(deepest, _depth(selection.selection_set, fragments, level + 1))
-            else:
-                deepest = max(deepest, level + 1)
+            deepest = max(deepest, 1 + _depth(selection.selection_set, fragments, depths))
         elif isinstance(selection, InlineFragmentNode):
-            deepest = max(deepest, _depth(selection.selection_set, fragments, level))
+            deepest = max(deepest, _depth(selection.selection_set, fragments, depths))
         elif isinstance(selection, FragmentSpreadNode):
-            fragment = fragments.get(selection.name.value)
-            if fragment is not None:
-                deepest = max(deepest, _depth(fragment.selection_set, fragments, level))
+            name = selection.name.value
+            if name not in depths and name in fragments:
+                depths[name] = _depth(fragments[name].selection_set, fragments, depths)
+            deepest = max(deepest, depths.get(name, 0))
     return deepest
 
 
