@@ -3,6 +3,8 @@ the schema file equal to what the server serves."""
 
 from __future__ import annotations
 
+import json
+import re
 import signal
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -23,7 +25,7 @@ from care_graph.api.ids import encode_global_id
 from care_graph.api.lists import MAX_PAGE_SIZE
 from care_graph.api.schema import schema_sdl
 from care_graph.app import create_app
-from care_graph.auth import DEVELOPMENT_SECRET, Role
+from care_graph.auth import DEVELOPMENT_SECRET, Role, TokenSettings, verify
 from care_graph.config import Settings
 from care_graph.errors import CareGraphError
 from care_graph.testing import asgi_client, bearer
@@ -77,10 +79,43 @@ async def test_a_query_returns_data(client: httpx.AsyncClient) -> None:
     }
 
 
-async def test_graphiql_in_development(client: httpx.AsyncClient) -> None:
-    response = await client.get("/graphql")
-    assert response.status_code == 200
-    assert "graphiql" in response.text.lower()
+def page_config(page: str) -> dict[str, Any]:
+    found = re.search(r'<script id="config" type="application/json">(.*?)</script>', page)
+    assert found is not None, page
+    config: dict[str, Any] = json.loads(found.group(1))
+    return config
+
+
+@pytest.mark.parametrize("role", ["patient", "clinician", "scheduler", "admin"])
+async def test_graphiql_in_development_signs_in_and_its_first_tab_answers(
+    api_url: str, role: str
+) -> None:
+    """What pressing run on GraphiQL's first tab does, with the headers the page put there."""
+    async with asgi_client(api_url) as client:
+        page = await client.get("/graphql", params={"role": role})
+        assert page.status_code == 200
+        assert "https://" not in page.text  # every asset is ours: no CDN
+        config = page_config(page.text)
+        viewer = verify(config["token"], TokenSettings.from_environment(development=True))
+        assert viewer.role == role
+        for name in ("react.js", "react-dom.js", "graphiql.js", "graphiql.css"):
+            assert f'"/graphiql/assets/{name}"' in page.text
+            served = await client.get(f"/graphiql/assets/{name}")
+            assert served.status_code == 200, name
+            assert len(served.content) > 1000
+        assert (await client.get("/graphiql/assets/..%2Fpackage.json")).status_code == 404
+        first_tab = config["tabs"][0]
+        answer = await client.post(
+            "/graphql",
+            json={"query": first_tab},
+            headers={"Authorization": f"Bearer {config['token']}"},
+        )
+    body = answer.json()
+    assert "errors" not in body, body
+    if role == "patient":
+        assert body["data"]["me"]["referrals"]["nodes"], body  # signed in as someone waiting
+    else:
+        assert body["data"]["referrals"]["nodes"], body
 
 
 async def test_no_graphiql_in_production(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -88,6 +123,7 @@ async def test_no_graphiql_in_production(api_url: str, monkeypatch: pytest.Monke
     async with asgi_client(api_url, headers=bearer(), development=False) as client:
         response = await client.get("/graphql")
         assert response.status_code == 405
+        assert (await client.get("/graphiql/assets/graphiql.js")).status_code == 404
 
 
 @pytest.mark.parametrize(

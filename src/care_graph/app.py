@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
+from care_graph.api import graphiql
 from care_graph.api.http import graphql
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
@@ -120,6 +121,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
+    if config.development:
+        routes.append(Route("/graphiql/assets/{name}", graphiql.asset))
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = config
     app.state.tokens = tokens

@@ -8,9 +8,9 @@ from typing import Any
 import asyncpg
 import orjson
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
-from strawberry.http.ides import get_graphql_ide_html
+from starlette.responses import Response
 
+from care_graph.api import graphiql
 from care_graph.api.errors import ApiError, ApiErrorCode, logger
 from care_graph.api.service import GraphQLService, error_response
 from care_graph.auth import Role, Unauthenticated, Viewer, verify
@@ -32,7 +32,7 @@ async def graphql(request: Request) -> Response:
     service: GraphQLService = request.app.state.graphql
     if request.method == "GET":
         if request.app.state.settings.development:
-            return HTMLResponse(get_graphql_ide_html())
+            return await graphiql.page(request)
         return Response(status_code=405, headers={"Allow": "POST"})
     try:
         body: Any = orjson.loads(await request.body())

@@ -248,3 +248,12 @@ async def booked_appointments_in(connection: Connection, slot_ids: list[int]) ->
         slot_ids,
     )
     return [row["id"] for row in rows]
+
+
+async def first_waiting_patient(connection: Connection) -> int | None:
+    """The patient of the oldest referral waiting to be booked (a development sign-in)."""
+    patient: int | None = await connection.fetchval(
+        f"SELECT patient_id FROM referrals WHERE status = '{ReferralStatus.ACCEPTED}'"
+        " ORDER BY id LIMIT 1"
+    )
+    return patient
