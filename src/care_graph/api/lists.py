@@ -16,6 +16,7 @@ from care_graph.api.args import Arg, Params
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.api.ids import decode_cursor, decode_global_id
 from care_graph.api.policy import Policy
+from care_graph.clinic_time import TODAY_SQL, midnight_sql
 from care_graph.db import bookable
 
 DEFAULT_PAGE_SIZE = 20
@@ -219,7 +220,10 @@ def referral_filters(f: Arg, p: Params, t: str) -> list[str]:
         conditions.append(f"{t}.patient_id = {key}::bigint")
     if f.field("waiting_longer_than_days").is_set:
         days = p.add(f.field("waiting_longer_than_days"))
-        conditions.append(f"{t}.clock_start < now() - make_interval(days => {days}::int)")
+        # waitingDays > N, counted on the clinics' calendar as waitingDays is; as a bound on
+        # clock_start itself, so that its index serves
+        start_of_day = midnight_sql(f"({TODAY_SQL} - {days}::int)")
+        conditions.append(f"{t}.clock_start < {start_of_day}")
     if f.field("breaching_before").is_set:
         conditions.append(f"{t}.breach_date < {p.add(f.field('breaching_before'))}::date")
     return conditions
