@@ -18,15 +18,17 @@ async def journey(url: str, token: str) -> None:
     """Each step one line: what was asked, what came back."""
     async with client(url, token) as session:
         mine = await session.execute(operation("MyReferrals"))
-        waiting = [r for r in mine["me"]["referrals"]["nodes"] if r["status"] == "ACCEPTED"]
+        waiting = [r["id"] for r in mine["me"]["referrals"]["nodes"] if r["status"] == "ACCEPTED"]
         if not waiting:
             raise SystemExit("this patient has no referral waiting to be booked")
-        referral = waiting[0]["id"]
+        for referral in waiting:  # the first with a slot to book and another to move to
+            found = await session.execute(operation("CandidateSlots", referral=referral, first=3))
+            slots = found["node"]["candidateSlots"]["nodes"]
+            if len(slots) >= 2:
+                break
+        else:
+            raise SystemExit("fewer than two slots near me for any referral: nothing to move to")
         print(f"my referral {referral} waits")
-        found = await session.execute(operation("CandidateSlots", referral=referral, first=3))
-        slots = found["node"]["candidateSlots"]["nodes"]
-        if len(slots) < 2:
-            raise SystemExit("fewer than two slots near me: nothing to reschedule to")
         for slot in slots:
             print(f"  can take {slot['id']} at {slot['site']['name']}, {slot['startsAt']}")
         held = await session.execute(operation("HoldSlot", referral=referral, slot=slots[0]["id"]))
