@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
+import subprocess
 import sys
 from datetime import date
 from pathlib import Path
@@ -103,3 +105,33 @@ async def test_an_example_reports_a_refusal_by_its_code(demo_url: str) -> None:
         _, err = await asyncio.wait_for(process.communicate(), timeout=120)
     assert process.returncode == 1
     assert err.decode().startswith("refused: UNAUTHENTICATED: "), err.decode()
+
+
+WEB = Path(__file__).parent.parent / "web"
+
+
+def test_typescript_types_generate_from_the_schema_and_compile() -> None:
+    """What a frontend team does first with schema.graphql: GraphQL Code Generator's types for
+    the schema and the example operations, then the TypeScript compiler, strict, over them."""
+    npx = shutil.which("npx")
+    assert npx is not None, "scripts/dev setup installs web/ with npm: node is needed"
+    assert (WEB / "node_modules" / ".bin" / "graphql-codegen").exists(), "run scripts/dev setup"
+    generated = subprocess.run(
+        [npx, "--no-install", "graphql-codegen", "--config", "codegen.yml"],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert generated.returncode == 0, generated.stdout + generated.stderr
+    types = (WEB / "generated" / "care-graph.ts").read_text()
+    for name in ("Referral", "Slot", "MyReferralsQuery", "BookAppointmentMutation"):
+        assert f"export type {name} = " in types, name
+    compiled = subprocess.run(
+        [npx, "--no-install", "tsc", "-p", "tsconfig.json"],
+        cwd=WEB,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
