@@ -113,12 +113,16 @@ WEB = Path(__file__).parent.parent / "web"
 def test_typescript_types_generate_from_the_schema_and_compile() -> None:
     """What a frontend team does first with schema.graphql: GraphQL Code Generator's types for
     the schema and the example operations, then the TypeScript compiler, strict, over them."""
-    npx = shutil.which("npx")
-    assert npx is not None, "scripts/dev setup installs web/ with npm: node is needed"
+    # the machine's Node.js, or the one scripts/dev setup put beside this Python
+    path = f"{os.environ.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
+    npx = shutil.which("npx", path=path)
+    assert npx is not None, "scripts/dev setup installs Node.js and web/: run it"
     assert (WEB / "node_modules" / ".bin" / "graphql-codegen").exists(), "run scripts/dev setup"
+    env = {**os.environ, "PATH": path}
     generated = subprocess.run(
         [npx, "--no-install", "graphql-codegen", "--config", "codegen.yml"],
         cwd=WEB,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
@@ -130,6 +134,7 @@ def test_typescript_types_generate_from_the_schema_and_compile() -> None:
     compiled = subprocess.run(
         [npx, "--no-install", "tsc", "-p", "tsconfig.json"],
         cwd=WEB,
+        env=env,
         capture_output=True,
         text=True,
         timeout=300,
