@@ -5,9 +5,10 @@ care_graph; they use only its public API, never care_graph's own modules."""
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -55,9 +56,19 @@ def client(url: str, token: str) -> Client:
     )
 
 
-def refused(error: TransportQueryError) -> None:
-    """Report an error the API answered with (its code and message) and stop."""
-    for item in error.errors or []:
-        code = item.get("extensions", {}).get("code", "?")
-        print(f"refused: {code}: {item.get('message')}", file=sys.stderr)
-    raise SystemExit(1)
+def run(
+    doc: str | None,
+    journey: Callable[[argparse.Namespace], Coroutine[Any, Any, None]],
+    more: Callable[[argparse.ArgumentParser], None] | None = None,
+) -> None:
+    """Run a journey with the options its script was given (the first line of ``doc`` is its
+    --help); an error the API answered with ends it with the code and message on stderr, and
+    exit status 1."""
+    options = arguments((doc or "").splitlines()[0], more)
+    try:
+        asyncio.run(journey(options))
+    except TransportQueryError as error:
+        for item in error.errors or []:
+            code = item.get("extensions", {}).get("code", "?")
+            print(f"refused: {code}: {item.get('message')}", file=sys.stderr)
+        raise SystemExit(1) from None

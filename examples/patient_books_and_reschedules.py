@@ -7,11 +7,9 @@ slots near me, hold one, book it, move it to another, and cancel.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 
-from client import arguments, client, operation, refused
-from gql.transport.exceptions import TransportQueryError
+from client import client, operation, run
 
 
 async def journey(url: str, token: str) -> None:
@@ -55,11 +53,7 @@ async def journey(url: str, token: str) -> None:
 
 
 def main() -> None:
-    options = arguments(__doc__.splitlines()[0])
-    try:
-        asyncio.run(journey(options.url, options.token))
-    except TransportQueryError as error:
-        refused(error)
+    run(__doc__, lambda options: journey(options.url, options.token))
 
 
 if __name__ == "__main__":

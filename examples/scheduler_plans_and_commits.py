@@ -8,10 +8,8 @@ commit exactly that plan; committing it again books nothing more.
 from __future__ import annotations
 
 import argparse
-import asyncio
 
-from client import arguments, client, operation, refused
-from gql.transport.exceptions import TransportQueryError
+from client import client, operation, run
 
 
 async def plan_and_commit(url: str, token: str, regions: list[str]) -> None:
@@ -40,11 +38,11 @@ def main() -> None:
             "--region", action="append", required=True, help="a region code (repeatable)"
         )
 
-    options = arguments(__doc__.splitlines()[0], regions)
-    try:
-        asyncio.run(plan_and_commit(options.url, options.token, options.region))
-    except TransportQueryError as error:
-        refused(error)
+    run(
+        __doc__,
+        lambda options: plan_and_commit(options.url, options.token, options.region),
+        regions,
+    )
 
 
 if __name__ == "__main__":

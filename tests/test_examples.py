@@ -89,6 +89,26 @@ async def test_the_scheduler_example_plans_and_commits_once(demo_url: str) -> No
     assert lines[2] == f"committed again: {booked} booked (the same answer, nothing new)"
 
 
+async def test_the_clinic_example_triages_and_books(demo_url: str) -> None:
+    token = bearer(Role.CLINICIAN, "dr-okafor")["Authorization"].split()[1]
+    async with live_server(demo_url, sweep_seconds=0) as address:
+        printed = await run_example("clinic_triages_and_books.py", address, token)
+    lines = printed.splitlines()
+    assert lines[0].startswith("triaging ")
+    assert "  accepted: ACCEPTED, breach date " in printed
+    assert lines[-1].startswith("booked "), printed
+
+
+async def test_the_subscriber_example_hears_an_offer(demo_url: str) -> None:
+    token = bearer(Role.SCHEDULER, "clerk-2")["Authorization"].split()[1]
+    async with live_server(demo_url, sweep_seconds=0) as address:
+        printed = await run_example("subscriber_hears_an_offer.py", address, token)
+    lines = printed.splitlines()
+    assert lines[0] == "subscribed to slotOffered"
+    assert lines[1].startswith("cancelled ")
+    assert lines[-1].startswith("heard: "), printed
+
+
 async def test_an_example_reports_a_refusal_by_its_code(demo_url: str) -> None:
     async with live_server(demo_url, sweep_seconds=0) as address:
         process = await asyncio.create_subprocess_exec(
