@@ -145,16 +145,17 @@ def _html(role: Role, config: dict[str, Any]) -> str:
     const config = JSON.parse(document.getElementById("config").textContent);
     const url = new URL("/graphql", window.location.href).href;
     const authorization = "Bearer " + config.token;
+    // the fetcher sends the token itself, so that no tab needs a header typed
     const fetcher = GraphiQL.createFetcher({{
       url,
+      headers: {{ Authorization: authorization }},
       subscriptionUrl: url.replace(/^http/, "ws"),
       wsConnectionParams: {{ Authorization: authorization }},
     }});
-    const headers = JSON.stringify({{ Authorization: authorization }}, null, 2);
     ReactDOM.createRoot(document.getElementById("graphiql")).render(
       React.createElement(GraphiQL, {{
         fetcher,
-        defaultTabs: config.tabs.map((query) => ({{ query, headers }})),
+        defaultTabs: config.tabs.map((query) => ({{ query }})),
         defaultEditorToolsVisibility: true,
         shouldPersistHeaders: false,
       }})
