@@ -16,7 +16,7 @@ import click
 import orjson
 
 from care_graph import __version__
-from care_graph.api.ids import decode_global_id, encode_global_id
+from care_graph.api.ids import encode_global_id, key_of_type
 from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.config import Settings
 from care_graph.db.embedded import EmbeddedPostgres
@@ -242,10 +242,10 @@ def token(role: str, subject: str, patient: str | None, sites: tuple[str, ...], 
 
 def _key_of(type_name: str, option: str, global_id: str) -> int:
     """The record key of a global id of ``type_name``, or a usage error naming the option."""
-    decoded = decode_global_id(global_id.strip())
-    if decoded is None or decoded[0] != type_name:
+    key = key_of_type(global_id.strip(), type_name)
+    if key is None:
         raise click.BadParameter(f"{global_id!r} is not a {type_name} id", param_hint=option)
-    return decoded[1]
+    return key
 
 
 def _patient_key(settings: Settings, patient: str) -> int:

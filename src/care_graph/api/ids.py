@@ -25,6 +25,12 @@ def decode_global_id(global_id: str) -> tuple[str, int] | None:
         return None
 
 
+def key_of_type(global_id: str, type_name: str) -> int | None:
+    """The primary key a global ID names when it is one of ``type_name``'s, else None."""
+    decoded = decode_global_id(global_id)
+    return decoded[1] if decoded is not None and decoded[0] == type_name else None
+
+
 def decode_cursor(cursor: str) -> tuple[str, int]:
     """(sort key as text, id) of a keyset cursor; a malformed cursor is the client's error."""
     try:

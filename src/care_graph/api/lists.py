@@ -14,7 +14,7 @@ from typing import Any
 
 from care_graph.api.args import Arg, Params
 from care_graph.api.errors import ApiError, ApiErrorCode
-from care_graph.api.ids import decode_cursor, decode_global_id
+from care_graph.api.ids import decode_cursor, key_of_type
 from care_graph.api.policy import Policy
 from care_graph.clinic_time import TODAY_SQL, midnight_sql
 from care_graph.db import bookable
@@ -185,10 +185,8 @@ def count_sql(
 
 def _global_key(expected_type: str) -> Callable[[Any], int]:
     def convert(global_id: Any) -> int:
-        decoded = decode_global_id(str(global_id))
-        if decoded is None or decoded[0] != expected_type:
-            return -1  # matches nothing, as a forbidden or missing record would
-        return decoded[1]
+        key = key_of_type(str(global_id), expected_type)
+        return -1 if key is None else key  # -1 matches nothing, as a forbidden record would
 
     return convert
 

@@ -12,7 +12,7 @@ import strawberry
 from strawberry.extensions import FieldExtension
 
 from care_graph.api.enums import Priority, ReferrerKind
-from care_graph.api.ids import decode_global_id
+from care_graph.api.ids import key_of_type
 from care_graph.api.matching import MatchingMode, MatchingPlan, MatchingScope, run_matching
 from care_graph.api.types import Appointment, Patient, Referral, Slot
 from care_graph.domain import booking, capacity, offers, patients, referrals
@@ -66,10 +66,10 @@ async def _offer_slots(
 
 
 def _key(global_id: strawberry.ID, type_name: str) -> int:
-    decoded = decode_global_id(str(global_id))
-    if decoded is None or decoded[0] != type_name:
+    key = key_of_type(str(global_id), type_name)
+    if key is None:
         raise CareGraphError(ErrorCode.NOT_FOUND, f"no such {type_name.lower()}")
-    return decoded[1]
+    return key
 
 
 @strawberry.input(description="An administrator's deliberate exception to the booking rules.")
