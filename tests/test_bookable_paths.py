@@ -21,7 +21,6 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
 from typing import Any
-from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 import asyncpg
@@ -54,7 +53,7 @@ from care_graph.domain.commit import commit_plan
 from care_graph.domain.offers import offer_slots, sweep_lapsed_holds
 from care_graph.errors import CareGraphError
 from care_graph.matching.plan import Scope, feasible_pairs, pairs_of, propose
-from care_graph.testing import DatabaseFactory, asgi_client, bearer, with_database
+from care_graph.testing import DatabaseFactory, asgi_client, bearer
 
 CLINICS = ZoneInfo("Europe/London")
 EARTH_KM = 6371.0088
@@ -206,17 +205,13 @@ class BookingPaths(RuleBasedStateMachine):
     """One fresh copy of the world per sequence; every step runs through the real domain
     services on a real connection, every read of candidates through the served API."""
 
-    server_url = ""
-    template = ""
+    world_url = ""  # the world, made once; each sequence gets a copy
     factory: DatabaseFactory
 
     def __init__(self) -> None:
         super().__init__()
+        self.url = self.factory.copy(self.world_url)
         self.loop = asyncio.new_event_loop()
-        name = f"{self.template}_{id(self):x}"
-        self.run(self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"'))
-        self.factory.created.append(name)
-        self.url = with_database(self.server_url, name)
         self.db: asyncpg.Connection[Any] = self.run(connect(self.url))
         self.client_context = asgi_client(
             self.url, headers=bearer(Role.SCHEDULER, "reader"), sweep_seconds=0
@@ -225,13 +220,6 @@ class BookingPaths(RuleBasedStateMachine):
 
     def run(self, work: Any) -> Any:
         return self.loop.run_until_complete(work)
-
-    async def _admin(self, sql: str) -> None:
-        connection = await asyncpg.connect(self.server_url)
-        try:
-            await connection.execute(sql)
-        finally:
-            await connection.close()
 
     def teardown(self) -> None:
         self.run(self.client_context.__aexit__(None, None, None))
@@ -431,11 +419,9 @@ class BookingPaths(RuleBasedStateMachine):
 
 
 def test_every_path_agrees_whatever_happened_before(
-    databases: DatabaseFactory, server_url: str, request: pytest.FixtureRequest
+    databases: DatabaseFactory, request: pytest.FixtureRequest
 ) -> None:
-    template = databases.create(sql=WORLD)
-    BookingPaths.server_url = server_url
-    BookingPaths.template = urlsplit(template).path.lstrip("/")
+    BookingPaths.world_url = databases.create(sql=WORLD)
     BookingPaths.factory = databases
     long = request.config.getoption("hypothesis_profile", None) == "long"
     run_state_machine_as_test(

@@ -83,6 +83,15 @@ class DatabaseFactory:
             asyncio.run(_prepare(url, scale if seeded else None, anchor, sql))
         return url
 
+    def copy(self, url: str) -> str:
+        """A new database holding what the database at ``url`` holds (nobody may be connected
+        to it); its URL. Much cheaper than making and filling one again."""
+        name = f"care_graph_test_{secrets.token_hex(4)}"
+        template = urlsplit(url).path.lstrip("/")
+        asyncio.run(self._admin(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        self.created.append(name)
+        return with_database(self.server_url, name)
+
     def drop_all(self) -> None:
         """Drop every database this factory made."""
         for name in self.created:
