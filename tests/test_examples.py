@@ -38,7 +38,10 @@ def demo_url(databases: DatabaseFactory) -> str:
     return databases.create(seeded=True, anchor=date.today())
 
 
-async def run_example(script: str, address: str, token: str, *args: str) -> str:
+async def run_example(
+    script: str, address: str, token: str, *args: str, status: int = 0
+) -> tuple[str, str]:
+    """Run an example as its reader would; what it printed, to stdout and to stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(EXAMPLES / script),
@@ -50,8 +53,8 @@ async def run_example(script: str, address: str, token: str, *args: str) -> str:
         stderr=asyncio.subprocess.PIPE,
     )
     out, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 0, err.decode()
-    return out.decode()
+    assert process.returncode == status, err.decode()
+    return out.decode(), err.decode()
 
 
 async def patient_who_can_book(address: str) -> int:
@@ -70,7 +73,7 @@ async def test_the_patient_journey_example_runs(demo_url: str) -> None:
     async with live_server(demo_url, sweep_seconds=0) as address:
         patient = await patient_who_can_book(address)
         token = bearer(Role.PATIENT, "app-user-1", patient)["Authorization"].split()[1]
-        printed = await run_example("patient_books_and_reschedules.py", address, token)
+        printed, _ = await run_example("patient_books_and_reschedules.py", address, token)
     steps = [line.split()[0] for line in printed.splitlines() if not line.startswith(" ")]
     assert steps == ["my", "held", "booked", "moved", "cancelled:"], printed
     assert "cancelled: CANCELLED" in printed
@@ -79,7 +82,7 @@ async def test_the_patient_journey_example_runs(demo_url: str) -> None:
 async def test_the_scheduler_example_plans_and_commits_once(demo_url: str) -> None:
     token = bearer(Role.SCHEDULER, "clerk-1")["Authorization"].split()[1]
     async with live_server(demo_url, sweep_seconds=0) as address:
-        printed = await run_example(
+        printed, _ = await run_example(
             "scheduler_plans_and_commits.py", address, token, "--region", "LONDON"
         )
     lines = printed.splitlines()
@@ -92,7 +95,7 @@ async def test_the_scheduler_example_plans_and_commits_once(demo_url: str) -> No
 async def test_the_clinic_example_triages_and_books(demo_url: str) -> None:
     token = bearer(Role.CLINICIAN, "dr-okafor")["Authorization"].split()[1]
     async with live_server(demo_url, sweep_seconds=0) as address:
-        printed = await run_example("clinic_triages_and_books.py", address, token)
+        printed, _ = await run_example("clinic_triages_and_books.py", address, token)
     lines = printed.splitlines()
     assert lines[0].startswith("triaging ")
     assert "  accepted: ACCEPTED, breach date " in printed
@@ -102,7 +105,7 @@ async def test_the_clinic_example_triages_and_books(demo_url: str) -> None:
 async def test_the_subscriber_example_hears_an_offer(demo_url: str) -> None:
     token = bearer(Role.SCHEDULER, "clerk-2")["Authorization"].split()[1]
     async with live_server(demo_url, sweep_seconds=0) as address:
-        printed = await run_example("subscriber_hears_an_offer.py", address, token)
+        printed, _ = await run_example("subscriber_hears_an_offer.py", address, token)
     lines = printed.splitlines()
     assert lines[0] == "subscribed to slotOffered"
     assert lines[1].startswith("cancelled ")
@@ -111,20 +114,15 @@ async def test_the_subscriber_example_hears_an_offer(demo_url: str) -> None:
 
 async def test_an_example_reports_a_refusal_by_its_code(demo_url: str) -> None:
     async with live_server(demo_url, sweep_seconds=0) as address:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            str(EXAMPLES / "scheduler_plans_and_commits.py"),
-            "--url",
-            f"http://{address}/graphql",
+        _, err = await run_example(
+            "scheduler_plans_and_commits.py",
+            address,
+            "not-a-token",
             "--region",
             "LONDON",
-            env={**os.environ, "CARE_GRAPH_TOKEN": "not-a-token"},
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            status=1,
         )
-        _, err = await asyncio.wait_for(process.communicate(), timeout=120)
-    assert process.returncode == 1
-    assert err.decode().startswith("refused: UNAUTHENTICATED: "), err.decode()
+    assert err.startswith("refused: UNAUTHENTICATED: "), err
 
 
 WEB = Path(__file__).parent.parent / "web"
@@ -139,24 +137,20 @@ def test_typescript_types_generate_from_the_schema_and_compile() -> None:
     assert npx is not None, "scripts/dev setup installs Node.js and web/: run it"
     assert (WEB / "node_modules" / ".bin" / "graphql-codegen").exists(), "run scripts/dev setup"
     env = {**os.environ, "PATH": path}
-    generated = subprocess.run(
-        [npx, "--no-install", "graphql-codegen", "--config", "codegen.yml"],
-        cwd=WEB,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert generated.returncode == 0, generated.stdout + generated.stderr
+
+    def npx_run(*args: str) -> None:
+        done = subprocess.run(
+            [npx, "--no-install", *args],
+            cwd=WEB,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0, done.stdout + done.stderr
+
+    npx_run("graphql-codegen", "--config", "codegen.yml")
     types = (WEB / "generated" / "care-graph.ts").read_text()
     for name in ("Referral", "Slot", "MyReferralsQuery", "BookAppointmentMutation"):
         assert f"export type {name} = " in types, name
-    compiled = subprocess.run(
-        [npx, "--no-install", "tsc", "-p", "tsconfig.json"],
-        cwd=WEB,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert compiled.returncode == 0, compiled.stdout + compiled.stderr
+    npx_run("tsc", "-p", "tsconfig.json")
