@@ -83,12 +83,8 @@ def asset(request: Request) -> Response:
 async def page(request: Request) -> Response:
     """The IDE, for the role in ``?role=`` (scheduler by default); a patient token is for the
     first patient with a referral waiting, so that `me` has something to show."""
-    try:
-        role = Role(request.query_params.get("role", str(Role.SCHEDULER)))
-    except ValueError:
-        role = Role.SCHEDULER
-    if role not in ROLES:
-        role = Role.SCHEDULER
+    asked = request.query_params.get("role")
+    role = next((offered for offered in ROLES if offered == asked), Role.SCHEDULER)
     if not all((web_modules() / relative).is_file() for relative in ASSETS.values()):
         return HTMLResponse(
             "<!doctype html><title>care_graph GraphiQL</title><p>GraphiQL's assets are not"

@@ -7,6 +7,7 @@ from typing import Any
 
 import asyncpg
 
+from care_graph.db import bookable
 from care_graph.db.pool import Connection
 from care_graph.domain.lifecycle import ReferralStatus
 from care_graph.domain.statuses import (
@@ -253,7 +254,7 @@ async def booked_appointments_in(connection: Connection, slot_ids: list[int]) ->
 async def first_waiting_patient(connection: Connection) -> int | None:
     """The patient of the oldest referral waiting to be booked (a development sign-in)."""
     patient: int | None = await connection.fetchval(
-        f"SELECT patient_id FROM referrals WHERE status = '{ReferralStatus.ACCEPTED}'"
+        f"SELECT patient_id FROM referrals r WHERE {bookable.referral_waits('r')}"
         " ORDER BY id LIMIT 1"
     )
     return patient
