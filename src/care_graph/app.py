@@ -127,6 +127,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = config
     app.state.tokens = tokens
     app.state.graphql = GraphQLService(
-        schema, introspection=config.introspection, cost_model=config.cost_model
+        schema,
+        introspection=config.introspection,
+        limits=config.limits,
+        cost_model=config.cost_model,
     )
     return app

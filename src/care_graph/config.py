@@ -3,12 +3,44 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import platformdirs
 
+from care_graph.auth import Role
 from care_graph.matching.cost import CostModel
+
+
+def _default_budgets() -> dict[Role, int]:
+    return {
+        Role.PATIENT: 2_000,
+        Role.REFERRER: 10_000,
+        Role.CLINICIAN: 10_000,
+        Role.SCHEDULER: 25_000,
+        Role.ADMIN: 25_000,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The most one request may ask for. Each is checked before any work it would bound
+    starts, and each is refused with a stable code; docs/limits.md lists them."""
+
+    max_header_bytes: int = 16_384  # all request headers together, names and values
+    max_body_bytes: int = 1_048_576  # an HTTP request body; over it: 413
+    max_document_bytes: int = 65_536  # the GraphQL document, comments and whitespace included
+    max_variables_bytes: int = 262_144  # the variables, as JSON
+    max_message_bytes: int = 1_048_576  # one WebSocket message
+    max_tokens: int = 5_000  # the parser's own limit on lexical tokens
+    max_depth: int = 15
+    max_aliases: int = 50
+    max_ids: int = 100  # nodes(ids:) and every other list of ids in one argument
+    cost_budgets: dict[Role, int] = field(default_factory=_default_budgets)
+
+    def budget_for(self, role: Role) -> int:
+        """The most a document of a caller in this role may cost (docs/limits.md)."""
+        return self.cost_budgets[role]
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +61,7 @@ class Settings:
     anonymous_role: str | None
     cost_model: CostModel
     sweep_seconds: float  # how often lapsed holds are offered on; 0: never (tests, tools)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -46,7 +79,40 @@ class Settings:
             anonymous_role=os.environ.get("CARE_GRAPH_ANONYMOUS_ROLE") or None,
             cost_model=_cost_model_from_env("CARE_GRAPH_MATCH_WEIGHTS"),
             sweep_seconds=_float_from_env("CARE_GRAPH_SWEEP_SECONDS", 15.0),
+            limits=_limits_from_env(),
         )
+
+
+def _limits_from_env() -> Limits:
+    """``Limits`` with each field overridden by ``CARE_GRAPH_<FIELD>`` (upper case) when set,
+    and the cost budgets by ``CARE_GRAPH_COST_BUDGETS`` as ``role=N,…``."""
+    defaults = Limits()
+    sizes = {
+        name: _positive_int_from_env(f"CARE_GRAPH_{name.upper()}", getattr(defaults, name))
+        for name in defaults.__dataclass_fields__
+        if name != "cost_budgets"
+    }
+    return Limits(**sizes, cost_budgets=_budgets_from_env("CARE_GRAPH_COST_BUDGETS"))
+
+
+def _positive_int_from_env(name: str, default: int) -> int:
+    value = _int_from_env(name, default)
+    if value <= 0:
+        raise ValueError(f"{name} must be at least 1, got {value}")
+    return value
+
+
+def _budgets_from_env(name: str) -> dict[Role, int]:
+    budgets = _default_budgets()
+    raw = os.environ.get(name, "")
+    for part in filter(None, (piece.strip() for piece in raw.split(","))):
+        role, _, amount = part.partition("=")
+        try:
+            budgets[Role(role.strip())] = int(amount)
+        except ValueError:
+            known = ", ".join(str(one) for one in Role)
+            raise ValueError(f"{name}: {part!r} is not role=N with a role among {known}") from None
+    return budgets
 
 
 def _int_from_env(name: str, default: int) -> int:

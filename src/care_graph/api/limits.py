@@ -3,8 +3,6 @@ parser). Pages are capped in lists.py and run time by PostgreSQL's statement_tim
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from graphql import (
     DocumentNode,
     FieldNode,
@@ -16,15 +14,7 @@ from graphql import (
 )
 
 from care_graph.api.errors import ApiError, ApiErrorCode
-
-
-@dataclass(frozen=True, slots=True)
-class Limits:
-    """The most a document may ask for."""
-
-    max_depth: int = 15
-    max_aliases: int = 50
-    max_tokens: int = 5000
+from care_graph.config import Limits
 
 
 def check_limits(document: DocumentNode, limits: Limits) -> list[ApiError]:

@@ -29,10 +29,11 @@ from care_graph.api.args import RequestValues
 from care_graph.api.catalog import Catalog
 from care_graph.api.compiler import Compiler, NotCompilable, Plan, shape_of
 from care_graph.api.errors import ApiError, ApiErrorCode, client_error
-from care_graph.api.limits import Limits, check_limits
+from care_graph.api.limits import check_limits
 from care_graph.api.policy import policy_for
 from care_graph.api.resolve import Loaders
 from care_graph.auth import Viewer
+from care_graph.config import Limits
 from care_graph.db.pool import Connection, ConnectionSource
 from care_graph.matching.cost import CostModel
 
