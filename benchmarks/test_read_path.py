@@ -60,10 +60,14 @@ async def _time_path(url: str, compiled: bool, requests: int) -> tuple[float, fl
 
         async def run() -> bytes:
             if compiled:
-                return await service.execute(
+                answer = await service.execute(
                     OneConnection(connection), WORKLIST, VARIABLES, None, VIEWER
                 )
-            return await service.execute_resolved(connection, WORKLIST, VARIABLES, None, VIEWER)
+            else:
+                answer = await service.execute_resolved(
+                    connection, WORKLIST, VARIABLES, None, VIEWER
+                )
+            return answer.body
 
         body = await run()  # warm caches and prepared statements
         assert b'"errors"' not in body, body[:500]

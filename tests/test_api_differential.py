@@ -266,10 +266,10 @@ async def both_paths(
     variables: dict[str, Any],
 ) -> tuple[Any, Any]:
     compiled = orjson.loads(
-        await service.execute(OneConnection(connection), query, variables, None, VIEWER)
+        (await service.execute(OneConnection(connection), query, variables, None, VIEWER)).body
     )
     resolved = orjson.loads(
-        await service.execute_resolved(connection, query, variables, None, VIEWER)
+        (await service.execute_resolved(connection, query, variables, None, VIEWER)).body
     )
     assert "errors" not in compiled, (query, variables, compiled)
     assert "errors" not in resolved, (query, variables, resolved)
@@ -317,13 +317,15 @@ async def test_backward_pages_mirror_forward_pages(
     service: GraphQLService, api: asyncpg.Connection[Any]
 ) -> None:
     forward = orjson.loads(
-        await service.execute(
-            OneConnection(api),
-            "{ referrals(first: 6) { nodes { id } pageInfo { endCursor } } }",
-            None,
-            None,
-            VIEWER,
-        )
+        (
+            await service.execute(
+                OneConnection(api),
+                "{ referrals(first: 6) { nodes { id } pageInfo { endCursor } } }",
+                None,
+                None,
+                VIEWER,
+            )
+        ).body
     )
     ids = [node["id"] for node in forward["data"]["referrals"]["nodes"]]
     end = forward["data"]["referrals"]["pageInfo"]["endCursor"]
@@ -341,13 +343,15 @@ async def test_node_lookups_agree(service: GraphQLService, api: asyncpg.Connecti
     ids: list[str] = []
     for root in ("referrals", "slots", "patients", "staff", "sites", "services", "appointments"):
         found = orjson.loads(
-            await service.execute(
-                OneConnection(api),
-                f"{{ {root}(first: 2) {{ nodes {{ id }} }} }}",
-                None,
-                None,
-                VIEWER,
-            )
+            (
+                await service.execute(
+                    OneConnection(api),
+                    f"{{ {root}(first: 2) {{ nodes {{ id }} }} }}",
+                    None,
+                    None,
+                    VIEWER,
+                )
+            ).body
         )
         ids += [node["id"] for node in found["data"][root]["nodes"]]
     ids += ["bm9wZTox", "not base64!", "UGF0aWVudDo5OTk5OTk5"]  # unknown type, junk, missing row

@@ -19,7 +19,7 @@ from care_graph.api import graphiql
 from care_graph.api.http import graphql
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
-from care_graph.api.subscriptions import LiveGraphQL
+from care_graph.api.websocket import GraphQLWebSocket
 from care_graph.auth import TokenSettings
 from care_graph.config import Settings
 from care_graph.db.live import LiveEvents
@@ -114,10 +114,15 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     live = LiveEvents()
     tokens = TokenSettings.from_environment(development=config.development)
-    schema = build_schema()
+    service = GraphQLService(
+        build_schema(),
+        introspection=config.introspection,
+        limits=config.limits,
+        cost_model=config.cost_model,
+    )
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", LiveGraphQL(schema, live, tokens)),
+        WebSocketRoute("/graphql", GraphQLWebSocket(service, live, tokens, config.limits)),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -126,10 +131,5 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.settings = config
     app.state.tokens = tokens
-    app.state.graphql = GraphQLService(
-        schema,
-        introspection=config.introspection,
-        limits=config.limits,
-        cost_model=config.cost_model,
-    )
+    app.state.graphql = service
     return app

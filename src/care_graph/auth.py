@@ -38,6 +38,11 @@ class Viewer:
     role: Role
     patient_id: int | None = None
     site_ids: tuple[int, ...] | None = None  # clinic staff bound to these sites; None: all
+    expires_at: float | None = None  # the token's exp (Unix time); None: never (development)
+
+    def expired(self, now: float | None = None) -> bool:
+        """True once the token that proved this caller has lapsed."""
+        return self.expires_at is not None and (now or time.time()) >= self.expires_at
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,6 +106,7 @@ def verify(token: str, settings: TokenSettings) -> Viewer:
             tuple(sites)
             if sites is not None and role in (Role.CLINICIAN, Role.SCHEDULER)
             else None,
+            float(claims["exp"]),
         )
     except (jwt.PyJWTError, ValueError) as error:
         raise Unauthenticated(str(error)) from error

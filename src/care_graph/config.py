@@ -14,11 +14,11 @@ from care_graph.matching.cost import CostModel
 
 def _default_budgets() -> dict[Role, int]:
     return {
-        Role.PATIENT: 2_000,
-        Role.REFERRER: 10_000,
-        Role.CLINICIAN: 10_000,
-        Role.SCHEDULER: 25_000,
-        Role.ADMIN: 25_000,
+        Role.PATIENT: 5_000,
+        Role.REFERRER: 20_000,
+        Role.CLINICIAN: 20_000,
+        Role.SCHEDULER: 50_000,
+        Role.ADMIN: 50_000,
     }
 
 

@@ -56,7 +56,7 @@ async def graphql(request: Request) -> Response:
         )
     pool: asyncpg.Pool[Any] = request.app.state.pool
     result = await service.execute(pool, body["query"], variables, operation_name, viewer)
-    return Response(result, media_type=JSON)
+    return Response(result.body, media_type=JSON)
 
 
 UNAUTHENTICATED = error_response(

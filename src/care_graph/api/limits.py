@@ -1,20 +1,53 @@
-"""Limits on what one GraphQL document may ask: depth and aliases (tokens are capped by the
-parser). Pages are capped in lists.py and run time by PostgreSQL's statement_timeout."""
+"""Limits on what one GraphQL request may ask, all checked before any SQL: its size, depth,
+aliases and estimated cost (tokens are capped by the parser). Pages are capped in lists.py and
+run time by PostgreSQL's statement_timeout. docs/limits.md lists every limit."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+import orjson
 from graphql import (
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
     FragmentSpreadNode,
+    GraphQLInterfaceType,
+    GraphQLNamedType,
+    GraphQLObjectType,
+    GraphQLSchema,
     InlineFragmentNode,
+    IntValueNode,
+    ListValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    ValueNode,
+    VariableNode,
+    get_named_type,
 )
 
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.config import Limits
+
+
+def check_sizes(query: str, variables: Any, limits: Limits) -> ApiError | None:
+    """INPUT_TOO_LARGE when the document's text (comments and whitespace included) or its
+    variables (as JSON) are over their limits; checked before the document is parsed."""
+    if len(query) > limits.max_document_bytes or (
+        4 * len(query) > limits.max_document_bytes
+        and len(query.encode("utf-8", "surrogatepass")) > limits.max_document_bytes
+    ):
+        return ApiError(
+            ApiErrorCode.INPUT_TOO_LARGE,
+            f"the document is over {limits.max_document_bytes} bytes",
+        )
+    if variables and len(orjson.dumps(variables)) > limits.max_variables_bytes:
+        return ApiError(
+            ApiErrorCode.INPUT_TOO_LARGE,
+            f"the variables are over {limits.max_variables_bytes} bytes of JSON",
+        )
+    return None
 
 
 def check_limits(document: DocumentNode, limits: Limits) -> list[ApiError]:
@@ -88,3 +121,142 @@ def _count_aliases(document: DocumentNode) -> int:
             if selection_set is not None:
                 stack.append(selection_set)
     return count
+
+
+# what a page costs when the document names no size (lists.DEFAULT_PAGE_SIZE, kept in step)
+_UNSIZED_PAGE = 20
+# an introspection root answers the whole schema (a few hundred types and fields)
+_INTROSPECTION_COST = {"__schema": 500, "__type": 10}
+
+
+def check_cost(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Mapping[str, Any],
+    budget: int,
+    limits: Limits,
+) -> ApiError | None:
+    """QUERY_TOO_COMPLEX when the operation's estimated rows exceed ``budget``, INPUT_TOO_LARGE
+    when a list argument holds more than ``limits.max_ids`` items; None when it may run.
+    ``variables`` are the coerced values. Runs before any SQL."""
+    estimate = _CostWalk(schema, document, variables, limits.max_ids)
+    root = schema.get_root_type(operation.operation)
+    if root is None:
+        return None
+    try:
+        cost = estimate.selection_cost(root, operation.selection_set)
+    except _ListTooLong as error:
+        return ApiError(
+            ApiErrorCode.INPUT_TOO_LARGE,
+            f"argument {error.argument} of {error.field} holds {error.length} items;"
+            f" the limit is {limits.max_ids}",
+        )
+    if cost <= budget:
+        return None
+    return ApiError(
+        ApiErrorCode.QUERY_TOO_COMPLEX,
+        f"the operation could read about {cost} rows; the limit for this caller is {budget}."
+        " Ask for smaller pages or fewer nested lists",
+        extensions={"cost": cost, "limit": budget},
+    )
+
+
+class _ListTooLong(Exception):
+    def __init__(self, field: str, argument: str, length: int) -> None:
+        super().__init__(field, argument, length)
+        self.field, self.argument, self.length = field, argument, length
+
+
+class _CostWalk:
+    """Estimated rows an operation reads: a page multiplies what it selects by its size, a list
+    argument (``nodes(ids:)``) by its length, any other object counts one row, and the
+    connection's own wrappers (edges, node, pageInfo) count none. Each fragment is costed once
+    per type it is spread into (a fragment's cost does not depend on where it is spread), so
+    the walk is linear in the document; validation has refused fragment cycles."""
+
+    def __init__(
+        self,
+        schema: GraphQLSchema,
+        document: DocumentNode,
+        variables: Mapping[str, Any],
+        max_list: int,
+    ) -> None:
+        self.schema = schema
+        self.variables = variables
+        self.max_list = max_list
+        self.fragments = {
+            definition.name.value: definition
+            for definition in document.definitions
+            if isinstance(definition, FragmentDefinitionNode)
+        }
+        self.fragment_costs: dict[str, int] = {}
+
+    def selection_cost(self, parent: GraphQLNamedType, selection_set: SelectionSetNode) -> int:
+        total = 0
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                total += self._field_cost(parent, selection)
+            elif isinstance(selection, InlineFragmentNode):
+                condition = selection.type_condition
+                inner = self.schema.get_type(condition.name.value) if condition else parent
+                total += self.selection_cost(inner or parent, selection.selection_set)
+            elif isinstance(selection, FragmentSpreadNode):
+                total += self._fragment_cost(selection.name.value)
+        return total
+
+    def _fragment_cost(self, name: str) -> int:
+        if name not in self.fragment_costs:
+            fragment = self.fragments.get(name)
+            inner = self.schema.get_type(fragment.type_condition.name.value) if fragment else None
+            self.fragment_costs[name] = (
+                self.selection_cost(inner, fragment.selection_set) if fragment and inner else 0
+            )
+        return self.fragment_costs[name]
+
+    def _field_cost(self, parent: GraphQLNamedType, node: FieldNode) -> int:
+        name = node.name.value
+        if name in _INTROSPECTION_COST:
+            return _INTROSPECTION_COST[name]
+        definition = (
+            parent.fields.get(name)
+            if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
+            else None
+        )
+        if definition is None or node.selection_set is None:
+            return 0  # a scalar, an enum or __typename: read with its row
+        inner = get_named_type(definition.type)
+        below = self.selection_cost(inner, node.selection_set)
+        arguments = {argument.name.value: argument.value for argument in node.arguments or ()}
+        rows = 1
+        for argument, value in arguments.items():
+            length = self._list_length(value)
+            if length is not None:
+                if length > self.max_list:
+                    raise _ListTooLong(f"{parent.name}.{name}", argument, length)
+                rows = max(rows, length)
+        if "first" in definition.args or "last" in definition.args:
+            rows = self._page_size(arguments)
+        if parent.name.endswith(("Connection", "Edge")):
+            return below  # edges, node, nodes: the page's rows, counted by its field
+        return rows * (1 + below)
+
+    def _page_size(self, arguments: dict[str, ValueNode]) -> int:
+        for name in ("first", "last"):
+            value = self._value(arguments.get(name))
+            if isinstance(value, int) and value >= 0:
+                return value
+        return _UNSIZED_PAGE
+
+    def _list_length(self, node: ValueNode) -> int | None:
+        if isinstance(node, ListValueNode):
+            return len(node.values)
+        value = self._value(node)
+        return len(value) if isinstance(value, list) else None
+
+    def _value(self, node: ValueNode | None) -> Any:
+        if isinstance(node, VariableNode):
+            return self.variables.get(node.name.value)
+        if isinstance(node, IntValueNode):
+            return int(node.value)
+        return None

@@ -6,7 +6,9 @@ import asyncio
 from functools import cache
 
 import strawberry
+from graphql import GraphQLError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext
 
 from care_graph.api import lists
 from care_graph.api.connections import connection
@@ -148,10 +150,18 @@ class Query:
     )
 
 
+class _Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        """Nothing: errors are logged where they are shaped for the client (api/errors.py),
+        once and without the document or its variables, which strawberry's log would carry."""
+
+
 @cache
 def build_schema() -> strawberry.Schema:
     """The schema (built once per process): strawberry owns types, validation, introspection."""
-    return strawberry.Schema(
+    return _Schema(
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

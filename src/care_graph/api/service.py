@@ -5,7 +5,7 @@ and coded."""
 from __future__ import annotations
 
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Generic, TypeVar
 
 import asyncpg
@@ -28,8 +28,8 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from care_graph.api.args import RequestValues
 from care_graph.api.catalog import Catalog
 from care_graph.api.compiler import Compiler, NotCompilable, Plan, shape_of
-from care_graph.api.errors import ApiError, ApiErrorCode, client_error
-from care_graph.api.limits import check_limits
+from care_graph.api.errors import ApiError, ApiErrorCode, RequestLabel, client_error
+from care_graph.api.limits import check_cost, check_limits, check_sizes
 from care_graph.api.policy import policy_for
 from care_graph.api.resolve import Loaders
 from care_graph.auth import Viewer
@@ -71,6 +71,36 @@ class RequestContext:
 
 
 @dataclass(frozen=True, slots=True)
+class Admitted:
+    """A request that passed every check: its document, operation and coerced variables."""
+
+    query: str
+    document: DocumentNode
+    operation: OperationDefinitionNode
+    variables: dict[str, Any] | None
+    operation_name: str | None  # as the request named it
+    coerced: VariableValues
+    label: RequestLabel
+
+
+@dataclass(frozen=True, slots=True)
+class Refused:
+    """A request stopped before any work, and why."""
+
+    errors: list[GraphQLError]
+    label: RequestLabel
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response body; ``refused``: the request was stopped before execution began (a
+    request error, which GraphQL over HTTP answers with a 4xx status)."""
+
+    body: bytes
+    refused: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Prepared:
     """A parsed and validated document, or the errors that stop it."""
 
@@ -84,9 +114,14 @@ OVER_WEBSOCKET = (
 )
 
 
-def error_response(errors: list[GraphQLError], data: Any = None, with_data: bool = False) -> bytes:
+def error_response(
+    errors: list[GraphQLError],
+    data: Any = None,
+    with_data: bool = False,
+    label: RequestLabel | None = None,
+) -> bytes:
     """A GraphQL response body holding these errors (and ``data`` when execution began)."""
-    body: dict[str, Any] = {"errors": [client_error(error) for error in errors]}
+    body: dict[str, Any] = {"errors": [client_error(error, label) for error in errors]}
     if with_data:
         body["data"] = data
     return orjson.dumps(body)
@@ -148,22 +183,29 @@ class GraphQLService:
         errors = errors or list(check_limits(document, self.limits))
         return Prepared(document, list(errors))
 
-    async def execute(
+    def admit(
         self,
-        database: ConnectionSource,
         query: str,
         variables: dict[str, Any] | None,
         operation_name: str | None,
         viewer: Viewer,
-    ) -> bytes:
-        """Run one request and return the response body; a connection is borrowed from
-        ``database`` only for as long as the request needs one (``{ __typename }`` does not)."""
+        *,
+        streaming: bool = False,
+    ) -> Admitted | Refused:
+        """Every check a request passes before any work, the same for every transport: sizes,
+        parsing and validation (cached), depth and aliases, the operation, its variables, and
+        its cost against the caller's budget. ``streaming``: the transport can carry a
+        subscription (WebSocket can, HTTP cannot)."""
+        label = RequestLabel.new(operation_name)
+        size_error = check_sizes(query, variables, self.limits)
+        if size_error is not None:
+            return Refused([size_error], label)
         prepared = self.prepare(query)
         if prepared.document is None or prepared.errors:
-            return error_response(prepared.errors)
+            return Refused(prepared.errors, label)
         operation = get_operation_ast(prepared.document, operation_name)
         if operation is None:
-            return error_response(
+            return Refused(
                 [
                     ApiError(
                         ApiErrorCode.OPERATION_NOT_FOUND,
@@ -171,10 +213,14 @@ class GraphQLService:
                         if operation_name
                         else "the document has several operations: name one with operationName",
                     )
-                ]
+                ],
+                label,
             )
-        if operation.operation is OperationType.SUBSCRIPTION:
-            return error_response([ApiError(ApiErrorCode.OPERATION_NOT_SUPPORTED, OVER_WEBSOCKET)])
+        if operation.name is not None:  # name the log lines even when the request did not
+            label = replace(label, operation_name=operation.name.value)
+        streams = operation.operation is OperationType.SUBSCRIPTION
+        if streams and not streaming:
+            return Refused([ApiError(ApiErrorCode.OPERATION_NOT_SUPPORTED, OVER_WEBSOCKET)], label)
         # variables are coerced once, here, before the compiled and resolver paths part:
         # graphql-core's coercion errors carry an original error, so the resolver path would
         # take them for unexpected failures and mask them
@@ -182,49 +228,84 @@ class GraphQLService:
             self.graphql_schema, operation.variable_definitions or (), variables or {}
         )
         if isinstance(coerced, list):
-            return error_response(
-                [ApiError(ApiErrorCode.BAD_USER_INPUT, error.message) for error in coerced]
+            return Refused(
+                [ApiError(ApiErrorCode.BAD_USER_INPUT, error.message) for error in coerced], label
             )
-        if self._not_compilable.get((query, operation_name)) is None:
-            compiled = await self._execute_compiled(
-                database, query, prepared.document, operation, coerced, operation_name, viewer
-            )
-            if compiled is not None:
-                return compiled
-        async with database.acquire() as connection:
-            return await self.execute_resolved(connection, query, variables, operation_name, viewer)
+        too_costly = check_cost(
+            self.graphql_schema,
+            prepared.document,
+            operation,
+            coerced.coerced,
+            self.limits.budget_for(viewer.role),
+            self.limits,
+        )
+        if too_costly is not None:
+            return Refused([too_costly], label)
+        return Admitted(
+            query, prepared.document, operation, variables, operation_name, coerced, label
+        )
 
-    async def _execute_compiled(
+    async def execute(
         self,
         database: ConnectionSource,
         query: str,
-        document: DocumentNode,
-        operation: OperationDefinitionNode,
-        coerced: VariableValues,
+        variables: dict[str, Any] | None,
         operation_name: str | None,
         viewer: Viewer,
+    ) -> Answer:
+        """Run one query or mutation and return the response; a connection is borrowed from
+        ``database`` only for as long as the request needs one (``{ __typename }`` does not)."""
+        admitted = self.admit(query, variables, operation_name, viewer)
+        if isinstance(admitted, Refused):
+            return Answer(error_response(admitted.errors, label=admitted.label), refused=True)
+        return Answer(await self.run(database, admitted, viewer), refused=False)
+
+    async def run(self, database: ConnectionSource, admitted: Admitted, viewer: Viewer) -> bytes:
+        """The response body of an admitted query or mutation: the compiled path when the
+        compiler covers it, the resolver path otherwise."""
+        key = (admitted.query, admitted.operation_name)
+        if self._not_compilable.get(key) is None:
+            compiled = await self._execute_compiled(database, admitted, viewer)
+            if compiled is not None:
+                return compiled
+        async with database.acquire() as connection:
+            return await self._execute_resolved(connection, admitted, viewer)
+
+    async def _execute_compiled(
+        self, database: ConnectionSource, admitted: Admitted, viewer: Viewer
     ) -> bytes | None:
         """The response from the compiled path, or None when the compiler does not cover the
-        operation; ``coerced`` are the request's variables, already coerced."""
+        operation."""
+        query, operation_name, coerced = (
+            admitted.query,
+            admitted.operation_name,
+            admitted.coerced,
+        )
         key = (query, operation_name, viewer.role, shape_of(coerced))
         try:
             plan = self._plans.get(key)
             if plan is None:
-                plan = self.compiler.compile(document, operation, coerced, policy_for(viewer))
+                plan = self.compiler.compile(
+                    admitted.document, admitted.operation, coerced, policy_for(viewer)
+                )
                 self._plans.put(key, plan)
             values = plan.values(RequestValues(coerced, viewer))
         except NotCompilable:
             self._not_compilable.put((query, operation_name), True)
             return None
         except ApiError as error:
-            return error_response([error], with_data=True)
+            return error_response([error], with_data=True, label=admitted.label)
         if plan.static is not None:
             return b'{"data":' + plan.static + b"}"
         try:
             async with database.acquire() as connection:
                 data: str = await connection.fetchval(plan.sql, *values)
         except (asyncpg.PostgresError, OSError) as error:
-            return error_response([GraphQLError("failed", original_error=error)], with_data=True)
+            return error_response(
+                [GraphQLError("failed", original_error=error)],
+                with_data=True,
+                label=admitted.label,
+            )
         return b'{"data":' + data.encode() + b"}"
 
     async def execute_resolved(
@@ -234,19 +315,27 @@ class GraphQLService:
         variables: dict[str, Any] | None,
         operation_name: str | None,
         viewer: Viewer,
-    ) -> bytes:
+    ) -> Answer:
         """Run one request on the resolver path only (the compiler's oracle in tests)."""
+        admitted = self.admit(query, variables, operation_name, viewer)
+        if isinstance(admitted, Refused):
+            return Answer(error_response(admitted.errors, label=admitted.label), refused=True)
+        return Answer(await self._execute_resolved(connection, admitted, viewer), refused=False)
+
+    async def _execute_resolved(
+        self, connection: Connection, admitted: Admitted, viewer: Viewer
+    ) -> bytes:
         context = RequestContext(Loaders(connection, self.catalog, viewer), viewer, self.cost_model)
         # one transaction: the audit events of what is read commit with the request, or not at all
         async with connection.transaction():
             result = await self.schema.execute(
-                query,
-                variable_values=variables,
+                admitted.query,
+                variable_values=admitted.variables,
                 context_value=context,
-                operation_name=operation_name,
+                operation_name=admitted.operation_name,
             )
         body: dict[str, Any] = {}
         if result.errors:
-            body["errors"] = [client_error(error) for error in result.errors]
+            body["errors"] = [client_error(error, admitted.label) for error in result.errors]
         body["data"] = result.data
         return orjson.dumps(body)

@@ -5,33 +5,26 @@ changes — a patient hears only their own, a referrer those of their referrals.
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
 import strawberry
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.websockets import WebSocket
-from strawberry.asgi import GraphQL
-from strawberry.exceptions import ConnectionRejectionError
-from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
-from strawberry.types.unset import UNSET, UnsetType
 
 from care_graph.api.enums import AppointmentStatus, SlotStatus
 from care_graph.api.ids import encode_global_id
-from care_graph.auth import Role, TokenSettings, Unauthenticated, Viewer, verify
+from care_graph.auth import Role, TokenSettings, Viewer
 from care_graph.db.live import APPOINTMENTS, OFFERS, SLOTS, LiveEvents
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
 class LiveContext:
-    """What subscription resolvers see as ``info.context``; the viewer is set at connect."""
+    """What subscription resolvers see as ``info.context``: the events and the caller (proved
+    at connect, api/websocket.py)."""
 
     live: LiveEvents
     tokens: TokenSettings
-    viewer: Viewer | None = None
-    connection_params: dict[str, Any] = field(default_factory=dict)
+    viewer: Viewer
 
 
 @strawberry.type(description="A slot became free, held or booked.")
@@ -119,36 +112,3 @@ async def _offers(info: strawberry.Info) -> AsyncGenerator[SlotOfferEvent, None]
                 starts_at=datetime.fromisoformat(event["startsAt"]),
                 expires_at=datetime.fromisoformat(event["expires"]),
             )
-
-
-class LiveGraphQL(GraphQL[LiveContext, None]):
-    """The WebSocket side of /graphql: a token in connection_init's ``Authorization``, or the
-    connection is closed with 4403."""
-
-    def __init__(
-        self,
-        schema: strawberry.Schema,
-        live: LiveEvents,
-        tokens: TokenSettings,
-    ) -> None:
-        super().__init__(
-            schema, subscription_protocols=[GRAPHQL_TRANSPORT_WS_PROTOCOL], graphql_ide=None
-        )
-        self.live = live
-        self.tokens = tokens
-
-    async def get_context(
-        self, request: Request | WebSocket, response: Response | WebSocket
-    ) -> LiveContext:
-        return LiveContext(self.live, self.tokens)
-
-    async def on_ws_connect(self, context: LiveContext) -> UnsetType:
-        header = str(context.connection_params.get("Authorization", ""))
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token:
-            raise ConnectionRejectionError()
-        try:
-            context.viewer = verify(token.strip(), context.tokens)
-        except Unauthenticated:
-            raise ConnectionRejectionError() from None
-        return cast(UnsetType, UNSET)  # no payload: a plain connection_ack
