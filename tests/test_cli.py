@@ -182,17 +182,23 @@ def test_match_proposes_a_plan_then_commits_that_plan_once(databases: DatabaseFa
         assert committed.returncode == 0, committed.stderr
         assert f"committed: {matched:,} booked, 0 skipped" in committed.stdout
 
-    async def plan_bookings() -> int:
+    async def plan_bookings_and_reads() -> tuple[int, int]:
         connection = await asyncpg.connect(url)
         try:
             count: int = await connection.fetchval(
                 "SELECT count(*) FROM appointments WHERE booked_by = 'care-graph match'"
             )
-            return count
+            read: int = await connection.fetchval(
+                "SELECT count(*) FROM audit_events WHERE operation = 'READ'"
+                " AND detail->>'purpose' = 'matching' AND detail->>'plan' = $1",
+                key,
+            )
+            return count, read
         finally:
             await connection.close()
 
-    assert asyncio.run(plan_bookings()) == matched
+    # proposing read the patients' homes and said so, once; committing read nothing new
+    assert asyncio.run(plan_bookings_and_reads()) == (matched, 1)
     refused = care_graph("match", "--plan", key, "--compare", database_url=url)
     assert refused.returncode == 2
     assert "--plan commits a kept plan" in refused.stderr

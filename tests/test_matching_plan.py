@@ -190,7 +190,7 @@ async def test_breaches_already_past_are_counted_apart(commit_world_url: str) ->
     assert nothing.days_to_appointment == Spread(None, None)
 
 
-RUN = """mutation { runMatching(scope: {regions: ["LONDON", "NORTH_WEST"]}, mode: PROPOSE) {
+RUN = """mutation { runMatching(scope: {regions: ["LONDON", "NORTH_WEST"]}, mode: PROPOSE) { planKey
   summary { referrals matched seenBeforeBreach breachesAvoided breachesExpected alreadyBreached
             meanDaysToAppointment p95DaysToAppointment byPriority { priority matched unmatched } }
   assignments { referralId slotId priority breakdown { inTime travel } }
@@ -221,6 +221,21 @@ async def test_run_matching_through_graphql(databases_world_url: str) -> None:
         encode_global_id("Referral", 3): Unplaced.TAKEN,
         encode_global_id("Referral", 4): Unplaced.NO_CAPACITY,
     }
+    # proposing read the homes of the five waiting patients: one audit event says whose
+    connection = await asyncpg.connect(databases_world_url)
+    try:
+        event = await connection.fetchrow(
+            "SELECT actor, actor_role, detail FROM audit_events"
+            " WHERE operation = 'READ' AND detail->>'purpose' = 'matching'"
+            " ORDER BY id DESC LIMIT 1"
+        )
+    finally:
+        await connection.close()
+    assert event is not None
+    assert (event["actor"], event["actor_role"]) == ("tester", "scheduler")
+    detail = orjson.loads(event["detail"])
+    assert sorted(detail["referrals"]) == [1, 2, 3, 4, 5]
+    assert detail["plan"] == plan["planKey"]
     async with asgi_client(databases_world_url, headers=bearer(Role.PATIENT, "p", 1)) as client:
         refused = (await client.post("/graphql", json={"query": RUN})).json()
     assert refused["errors"][0]["extensions"]["code"] == "FORBIDDEN"

@@ -25,6 +25,7 @@ from care_graph.config import Settings
 from care_graph.db.live import LiveEvents
 from care_graph.db.migrate import current_version, latest_version
 from care_graph.db.pool import create_pool
+from care_graph.db.row_security import SESSION_SETTINGS
 from care_graph.domain.offers import SWEEP_BATCH, sweep_lapsed_holds
 from care_graph.errors import CareGraphError, ErrorCode
 
@@ -75,11 +76,13 @@ async def sweep_forever(pool: asyncpg.Pool[Any], config: Settings) -> None:
             logger.exception("sweeping lapsed holds failed unexpectedly; trying again later")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None, *, row_filters: bool = True) -> Starlette:
     """Build the ASGI app; it opens its pool to ``DATABASE_URL`` on startup.
 
     The app never starts a database itself: `care-graph serve` (or the tests) decide which
-    server it talks to and pass it in through ``DATABASE_URL``.
+    server it talks to and pass it in through ``DATABASE_URL``. ``row_filters`` False leaves
+    whose rows a caller reads to PostgreSQL's row-level security alone (a test proves it
+    suffices; never in service).
     """
     config = settings or Settings.from_environment()
     if not config.database_url:
@@ -95,6 +98,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             min_size=config.pool_min_size,
             max_size=config.pool_max_size,
             statement_timeout_ms=config.statement_timeout_ms,
+            session=SESSION_SETTINGS,  # the API's own role, under row-level security
         )
         await live.start(config.database_url or "")
         sweeper = (
@@ -119,6 +123,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         introspection=config.introspection,
         limits=config.limits,
         cost_model=config.cost_model,
+        row_filters=row_filters,
     )
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),

@@ -128,13 +128,21 @@ def bearer(
 
 @asynccontextmanager
 async def asgi_client(
-    url: str, *, headers: dict[str, str] | None = None, **settings: Any
+    url: str,
+    *,
+    headers: dict[str, str] | None = None,
+    row_filters: bool = True,
+    **settings: Any,
 ) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client wired to a freshly built app (lifespan run) on the database at ``url``;
-    ``settings`` override fields of the environment's Settings."""
+    ``settings`` override fields of the environment's Settings (``row_filters``: see
+    ``create_app``)."""
     from care_graph.app import create_app
 
-    app = create_app(replace(Settings.from_environment(), database_url=url, **settings))
+    app = create_app(
+        replace(Settings.from_environment(), database_url=url, **settings),
+        row_filters=row_filters,
+    )
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(

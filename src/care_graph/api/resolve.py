@@ -29,6 +29,7 @@ from care_graph.api.policy import AUDITED_READS, policy_for
 from care_graph.api.types import NODE_CLASSES, PageInfo
 from care_graph.auth import Viewer
 from care_graph.db.pool import Connection
+from care_graph.db.row_security import see_all_rows, see_as_viewer
 
 
 @dataclass(slots=True)
@@ -58,18 +59,26 @@ def _frozen(value: Any) -> Any:
 class Loaders:
     """The data loaders of one request, made fresh per request so nothing leaks between them."""
 
-    def __init__(self, connection: Connection, catalog: Catalog, viewer: Viewer) -> None:
+    def __init__(
+        self, connection: Connection, catalog: Catalog, viewer: Viewer, *, filtered: bool = True
+    ) -> None:
         self.connection = connection
         self.catalog = catalog
         self.viewer = viewer
-        self.policy = policy_for(viewer)
+        self.policy = policy_for(viewer, filtered=filtered)
         self.request = RequestValues({}, viewer)
         self._loaders: dict[Any, DataLoader[Any, Any]] = {}
         self._lock = asyncio.Lock()  # loaders of one request share one connection
 
     async def _fetch(self, sql: str, *values: Any) -> list[Any]:
+        """Rows for the client, under the database's row security for this viewer as well as
+        our own filters (the request's transaction is open; domain services see every row)."""
+        viewer = self.viewer
         async with self._lock:
-            return list(await self.connection.fetch(sql, *values))
+            await see_as_viewer(self.connection, viewer.role, viewer.subject, viewer.patient_id)
+            rows = list(await self.connection.fetch(sql, *values))
+            await see_all_rows(self.connection)  # a failed fetch ends the transaction anyway
+            return rows
 
     def _loader(
         self,

@@ -72,16 +72,22 @@ async def connect(url: str, *, statement_timeout_ms: int = 0) -> asyncpg.Connect
 
 
 async def create_pool(
-    url: str, *, min_size: int, max_size: int, statement_timeout_ms: int
+    url: str,
+    *,
+    min_size: int,
+    max_size: int,
+    statement_timeout_ms: int,
+    session: dict[str, str] | None = None,
 ) -> asyncpg.Pool[Any]:
-    """Create the server's connection pool, or raise a clear error."""
+    """Create the server's connection pool, or raise a clear error. ``session``: further
+    settings every connection starts with (and returns to when it is given back)."""
     try:
         pool: asyncpg.Pool[Any] = await asyncpg.create_pool(
             url,
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
-            server_settings=_server_settings(statement_timeout_ms),
+            server_settings={**_server_settings(statement_timeout_ms), **(session or {})},
         )
     except (OSError, asyncpg.PostgresError) as error:
         raise CareGraphError(

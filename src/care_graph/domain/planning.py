@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from care_graph.db.pool import ConnectionSource
+from care_graph.db import booking_store
+from care_graph.db.pool import Connection, ConnectionSource
 from care_graph.domain.booking import Actor
 from care_graph.domain.commit import Committed, check_may_match, commit_plan
 from care_graph.errors import CareGraphError, ErrorCode
@@ -46,6 +47,22 @@ def check_scope(scope: Scope) -> None:
         )
 
 
+async def _audit_reads(
+    connection: Connection, actor: Actor, plan_key: str, instance: Instance
+) -> None:
+    """Proposing reads the home of every waiting patient in scope (for travel): one audit
+    event names the referrals whose patients were read, and the plan it was read for."""
+    await booking_store.audit(
+        connection,
+        actor.subject,
+        str(actor.role),
+        "READ",
+        "referral",
+        None,
+        {"purpose": "matching", "plan": plan_key, "referrals": instance.referrals["id"].tolist()},
+    )
+
+
 async def run_matching(
     database: ConnectionSource,
     actor: Actor,
@@ -75,7 +92,9 @@ async def run_matching(
                 connection, scope, model, every_slot=every_slot
             )
             pairs = pairs_of(plan)
-            plan_key, shown = await keep(connection, plan, actor.subject)
+            async with connection.transaction():
+                plan_key, shown = await keep(connection, plan, actor.subject)
+                await _audit_reads(connection, actor, plan_key, instance)
         else:
             shown, pairs = await kept(connection, plan_key)
             plan = shown
