@@ -8,6 +8,7 @@ these figures need no other server and run everywhere, as ratios within the same
 from __future__ import annotations
 
 import asyncio
+import statistics
 import time
 from datetime import date
 from typing import Any
@@ -24,6 +25,7 @@ from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
 from care_graph.auth import Role, Viewer
 from care_graph.db.pool import OneConnection, connect
+from care_graph.db.row_security import SESSION_SETTINGS
 from care_graph.seed.scales import SCALES
 from care_graph.testing import DatabaseFactory
 
@@ -55,7 +57,7 @@ def worklist_url(databases: DatabaseFactory, smoke: bool) -> str:
 async def _time_path(url: str, compiled: bool, requests: int) -> tuple[float, float, int]:
     """Wall seconds, Python CPU seconds and response bytes for ``requests`` worklist queries."""
     service = GraphQLService(build_schema())
-    connection = await connect(url)
+    connection = await connect(url, session=SESSION_SETTINGS)  # as the API connects
     try:
 
         async def run() -> bytes:
@@ -95,16 +97,81 @@ def test_compiled_against_resolver_path(worklist_url: str, smoke: bool, report: 
     assert compiled_cpu < resolved_cpu
 
 
+async def _row_security_rounds(url: str, rounds: int, per_round: int) -> dict[str, list[float]]:
+    """Seconds per worklist request, round by round, three ways on the same plan: the path
+    before row security (one statement, as the owner), the same request through the service
+    as the owner (its transaction and settings, no policies), and the API as it runs (its
+    role, under the policies). Rounds alternate, so drift in the machine hits all three."""
+    service = GraphQLService(build_schema())
+    owner = await connect(url)
+    api = await connect(url, session=SESSION_SETTINGS)
+    plan = _compile_once(service)
+    values = plan.values(RequestValues(_coerced(service), VIEWER))
+
+    async def before() -> None:
+        await owner.fetchval(plan.sql, *values)
+
+    async def owner_service() -> None:
+        await service.execute(OneConnection(owner), WORKLIST, VARIABLES, None, VIEWER)
+
+    async def as_api() -> None:
+        answer = await service.execute(OneConnection(api), WORKLIST, VARIABLES, None, VIEWER)
+        assert b'"errors"' not in answer.body, answer.body[:300]
+
+    ways = {"before": before, "owner through the service": owner_service, "api role": as_api}
+    times: dict[str, list[float]] = {name: [] for name in ways}
+    try:
+        for way in ways.values():  # warm plans and caches
+            await way()
+        for _ in range(rounds):
+            for name, way in ways.items():
+                started = time.perf_counter()
+                for _ in range(per_round):
+                    await way()
+                times[name].append((time.perf_counter() - started) / per_round)
+        return times
+    finally:
+        await owner.close()
+        await api.close()
+
+
+def test_row_security_costs_the_worklist_little(
+    worklist_url: str, smoke: bool, report: list[str]
+) -> None:
+    """Goal: the worklist under row-level security within 10% of the path before it."""
+    times = asyncio.run(_row_security_rounds(worklist_url, 3 if smoke else 15, 1 if smoke else 10))
+    median = {name: statistics.median(values) for name, values in times.items()}
+    ratio = median["api role"] / median["before"]
+    report.append(
+        "worklist under row-level security (median of rounds, same run): "
+        + ", ".join(f"{name} {1000 * value:.2f} ms" for name, value in median.items())
+        + f"; api role / before = {ratio:.3f},"
+        f" of which policies {median['api role'] / median['owner through the service']:.3f}"
+    )
+    if not smoke:
+        assert ratio <= 1.10, median
+
+
+def _coerced(service: GraphQLService) -> Any:
+    prepared = service.prepare(WORKLIST)
+    assert prepared.document is not None
+    operation = get_operation_ast(prepared.document)
+    assert operation is not None
+    coerced = get_variable_values(
+        service.graphql_schema, operation.variable_definitions or (), VARIABLES
+    )
+    assert not isinstance(coerced, list)
+    return coerced
+
+
 def _compile_once(service: GraphQLService) -> Any:
     prepared = service.prepare(WORKLIST)
     assert prepared.document is not None
     operation = get_operation_ast(prepared.document)
     assert operation is not None
-    variables = get_variable_values(
-        service.graphql_schema, operation.variable_definitions or (), VARIABLES
+    return service.compiler.compile(
+        prepared.document, operation, _coerced(service), policy_for(VIEWER)
     )
-    assert not isinstance(variables, list)
-    return service.compiler.compile(prepared.document, operation, variables, policy_for(VIEWER))
 
 
 def test_compile_uncached(benchmark: BenchmarkFixture, report: list[str]) -> None:

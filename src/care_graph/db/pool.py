@@ -57,11 +57,14 @@ async def _init_connection(connection: asyncpg.Connection[Any]) -> None:
         )
 
 
-async def connect(url: str, *, statement_timeout_ms: int = 0) -> asyncpg.Connection[Any]:
-    """Open one connection (for the CLI, migrations and loading), or raise a clear error."""
+async def connect(
+    url: str, *, statement_timeout_ms: int = 0, session: dict[str, str] | None = None
+) -> asyncpg.Connection[Any]:
+    """Open one connection (for the CLI, migrations and loading), or raise a clear error;
+    ``session`` as for ``create_pool``."""
     try:
         connection: asyncpg.Connection[Any] = await asyncpg.connect(
-            url, server_settings=_server_settings(statement_timeout_ms)
+            url, server_settings={**_server_settings(statement_timeout_ms), **(session or {})}
         )
     except (OSError, asyncpg.PostgresError) as error:
         raise CareGraphError(
