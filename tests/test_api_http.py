@@ -92,7 +92,8 @@ async def test_graphiql_in_development_signs_in_and_its_first_tab_answers(
 ) -> None:
     """What pressing run on GraphiQL's first tab does, with the headers the page put there."""
     async with asgi_client(api_url) as client:
-        page = await client.get("/graphql", params={"role": role})
+        # as a browser asks: a page (a GraphQL client's GET is a GraphQL request)
+        page = await client.get("/graphql", params={"role": role}, headers={"Accept": "text/html"})
         assert page.status_code == 200
         assert "https://" not in page.text  # every asset is ours: no CDN
         config = page_config(page.text)
@@ -121,8 +122,8 @@ async def test_graphiql_in_development_signs_in_and_its_first_tab_answers(
 async def test_no_graphiql_in_production(api_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CARE_GRAPH_JWT_SECRET", DEVELOPMENT_SECRET)  # production needs a key
     async with asgi_client(api_url, headers=bearer(), development=False) as client:
-        response = await client.get("/graphql")
-        assert response.status_code == 405
+        response = await client.get("/graphql", headers={"Accept": "text/html"})
+        assert response.status_code == 406  # no page to answer with, and it asked for no JSON
         assert (await client.get("/graphiql/assets/graphiql.js")).status_code == 404
 
 

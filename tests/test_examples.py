@@ -128,15 +128,20 @@ async def test_an_example_reports_a_refusal_by_its_code(demo_url: str) -> None:
 WEB = Path(__file__).parent.parent / "web"
 
 
+def node_tool(name: str) -> tuple[str, dict[str, str]]:
+    """A Node.js command (``node``, ``npx``): the machine's, or the one scripts/dev setup put
+    beside this Python; and the environment to run it in, which finds it too."""
+    path = f"{os.environ.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
+    found = shutil.which(name, path=path)
+    assert found is not None, "scripts/dev setup installs Node.js and web/: run it"
+    return found, {**os.environ, "PATH": path}
+
+
 def test_typescript_types_generate_from_the_schema_and_compile() -> None:
     """What a frontend team does first with schema.graphql: GraphQL Code Generator's types for
     the schema and the example operations, then the TypeScript compiler, strict, over them."""
-    # the machine's Node.js, or the one scripts/dev setup put beside this Python
-    path = f"{os.environ.get('PATH', '')}{os.pathsep}{Path(sys.executable).parent}"
-    npx = shutil.which("npx", path=path)
-    assert npx is not None, "scripts/dev setup installs Node.js and web/: run it"
+    npx, env = node_tool("npx")
     assert (WEB / "node_modules" / ".bin" / "graphql-codegen").exists(), "run scripts/dev setup"
-    env = {**os.environ, "PATH": path}
 
     def npx_run(*args: str) -> None:
         done = subprocess.run(

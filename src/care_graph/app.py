@@ -11,6 +11,7 @@ from typing import Any
 
 import asyncpg
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -19,6 +20,7 @@ from care_graph.api import graphiql
 from care_graph.api.http import graphql
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
+from care_graph.api.transport import HeaderLimit
 from care_graph.api.websocket import GraphQLWebSocket
 from care_graph.auth import TokenSettings
 from care_graph.config import Settings
@@ -133,7 +135,9 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     ]
     if config.development:
         routes.append(Route("/graphiql/assets/{name}", graphiql.asset))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    # headers are bounded before any route, WebSocket upgrades included (api/transport.py)
+    middleware = [Middleware(HeaderLimit, max_header_bytes=config.limits.max_header_bytes)]
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = config
     app.state.tokens = tokens
     app.state.graphql = service

@@ -136,6 +136,8 @@ def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) 
     """Serve the API; migrate first, and load demo data into an empty database."""
     import uvicorn
 
+    from care_graph.api.transport import uvicorn_options
+
     settings = Settings.from_environment()
     with database_url(settings) as url:
         if seed_demo:
@@ -166,6 +168,7 @@ def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) 
                 port=port,
                 workers=workers,
                 log_level="info",
+                **uvicorn_options(settings.limits),  # request heads bounded (api/transport.py)
             )
     click.echo("care_graph stopped", err=True)
 

@@ -159,13 +159,23 @@ async def live_server(url: str, **settings: Any) -> AsyncIterator[str]:
 
     import uvicorn
 
+    from care_graph.api.transport import uvicorn_options
     from care_graph.app import create_app
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    app = create_app(replace(Settings.from_environment(), database_url=url, **settings))
-    served = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    config = replace(Settings.from_environment(), database_url=url, **settings)
+    app = create_app(config)
+    served = uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            **uvicorn_options(config.limits),  # request heads bounded as `care-graph serve` does
+        )
+    )
     task = asyncio.create_task(served.serve())
     while not served.started:
         if task.done():

@@ -25,7 +25,7 @@ class ApiErrorCode(StrEnum):
     BAD_USER_INPUT = "BAD_USER_INPUT"
     BAD_REQUEST = "BAD_REQUEST"
     # the HTTP transport's refusals (api/http.py, api/transport.py), each with its status
-    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"  # 405: a mutation over GET, or not GET/POST
+    METHOD_NOT_ALLOWED = "METHOD_NOT_ALLOWED"  # 405: a mutation sent with GET
     NOT_ACCEPTABLE = "NOT_ACCEPTABLE"  # 406: Accept names no JSON media type we answer in
     UNSUPPORTED_MEDIA_TYPE = "UNSUPPORTED_MEDIA_TYPE"  # 415: a POST body not application/json
     PAYLOAD_TOO_LARGE = "PAYLOAD_TOO_LARGE"  # 413: a body over Limits.max_body_bytes
