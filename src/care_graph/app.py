@@ -18,15 +18,17 @@ from starlette.routing import Route, WebSocketRoute
 
 from care_graph.api import graphiql
 from care_graph.api.http import graphql
+from care_graph.api.rate_limits import RateLimiter
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
 from care_graph.api.transport import HeaderLimit
 from care_graph.api.websocket import GraphQLWebSocket
 from care_graph.auth import TokenSettings
-from care_graph.config import Settings
+from care_graph.config import RateStore, Settings
 from care_graph.db.live import LiveEvents
 from care_graph.db.migrate import current_version, latest_version
 from care_graph.db.pool import create_pool
+from care_graph.db.rate_store import forget_idle_buckets
 from care_graph.db.row_security import SESSION_SETTINGS
 from care_graph.domain.offers import SWEEP_BATCH, sweep_lapsed_holds
 from care_graph.errors import CareGraphError, ErrorCode
@@ -64,7 +66,8 @@ async def readyz(request: Request) -> JSONResponse:
 
 async def sweep_forever(pool: asyncpg.Pool[Any], config: Settings) -> None:
     """Every ``sweep_seconds``, offer on the slots whose holds have lapsed (domain/offers.py),
-    a batch at a time until none is left. A failed sweep is logged and tried again later."""
+    a batch at a time until none is left, and drop rate buckets idle for an hour when they live
+    in PostgreSQL. A failed sweep is logged and tried again later."""
     while True:
         await asyncio.sleep(config.sweep_seconds)
         try:
@@ -72,6 +75,8 @@ async def sweep_forever(pool: asyncpg.Pool[Any], config: Settings) -> None:
                 swept = await sweep_lapsed_holds(connection, model=config.cost_model)
                 while len(swept.lapsed) == SWEEP_BATCH:  # more may be waiting
                     swept = await sweep_lapsed_holds(connection, model=config.cost_model)
+                if config.rate_store is RateStore.POSTGRES:
+                    await forget_idle_buckets(connection)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
             logger.warning("sweeping lapsed holds failed; trying again later", exc_info=True)
         except Exception:  # a sweeper that died would stop offering lapsed slots for good
@@ -102,6 +107,7 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             statement_timeout_ms=config.statement_timeout_ms,
             session=SESSION_SETTINGS,  # the API's own role, under row-level security
         )
+        rate_limiter.pool = app.state.pool
         await live.start(config.database_url or "")
         sweeper = (
             asyncio.create_task(sweep_forever(app.state.pool, config))
@@ -127,9 +133,12 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
         cost_model=config.cost_model,
         row_filters=row_filters,
     )
+    rate_limiter = RateLimiter(config.limits, config.rate_store)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute("/graphql", GraphQLWebSocket(service, live, tokens, config.limits)),
+        WebSocketRoute(
+            "/graphql", GraphQLWebSocket(service, live, tokens, config.limits, rate_limiter)
+        ),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
     ]
@@ -141,4 +150,5 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     app.state.settings = config
     app.state.tokens = tokens
     app.state.graphql = service
+    app.state.rate_limiter = rate_limiter
     return app

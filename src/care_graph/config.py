@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 
 import platformdirs
@@ -22,6 +23,14 @@ def _default_budgets() -> dict[Role, int]:
     }
 
 
+class RateStore(StrEnum):
+    """Where rate limits count requests: in each process, or in PostgreSQL so that every
+    worker of a fleet counts against the same buckets."""
+
+    MEMORY = "memory"
+    POSTGRES = "postgres"
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """The most one request may ask for. Each is checked before any work it would bound
@@ -36,6 +45,9 @@ class Limits:
     max_depth: int = 15
     max_aliases: int = 50
     max_ids: int = 100  # nodes(ids:) and every other list of ids in one argument
+    requests_per_minute: int = 600  # per token subject, refilled evenly (api/rate_limits.py)
+    request_burst: int = 120  # requests a subject may make at once after a quiet spell
+    anonymous_requests_per_minute: int = 60  # per client address, for requests with no good token
     cost_budgets: dict[Role, int] = field(default_factory=_default_budgets)
 
     def budget_for(self, role: Role) -> int:
@@ -62,6 +74,7 @@ class Settings:
     cost_model: CostModel
     sweep_seconds: float  # how often lapsed holds are offered on; 0: never (tests, tools)
     limits: Limits = field(default_factory=Limits)
+    rate_store: RateStore = RateStore.MEMORY  # where request counts are kept
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -80,7 +93,17 @@ class Settings:
             cost_model=_cost_model_from_env("CARE_GRAPH_MATCH_WEIGHTS"),
             sweep_seconds=_float_from_env("CARE_GRAPH_SWEEP_SECONDS", 15.0),
             limits=_limits_from_env(),
+            rate_store=_rate_store_from_env("CARE_GRAPH_RATE_STORE"),
         )
+
+
+def _rate_store_from_env(name: str) -> RateStore:
+    raw = os.environ.get(name) or RateStore.MEMORY
+    try:
+        return RateStore(raw)
+    except ValueError:
+        known = " or ".join(str(store) for store in RateStore)
+        raise ValueError(f"{name} must be {known}, got {raw!r}") from None
 
 
 def _limits_from_env() -> Limits:

@@ -36,6 +36,7 @@ class ApiErrorCode(StrEnum):
     QUERY_TOO_COMPLEX = "QUERY_TOO_COMPLEX"  # extensions.cost and extensions.limit say how
     INPUT_TOO_LARGE = "INPUT_TOO_LARGE"  # the document, its variables or a list argument
     TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"  # in flight on one WebSocket
+    RATE_LIMITED = "RATE_LIMITED"  # HTTP 429; extensions.retryAfter in seconds
     QUERY_TIMEOUT = "QUERY_TIMEOUT"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     INTERNAL = "INTERNAL_SERVER_ERROR"

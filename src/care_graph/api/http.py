@@ -24,6 +24,7 @@ from starlette.responses import Response
 
 from care_graph.api import graphiql
 from care_graph.api.errors import ApiError, ApiErrorCode, logger
+from care_graph.api.rate_limits import RateLimited, RateLimiter
 from care_graph.api.service import GraphQLService, Refused, error_response
 from care_graph.auth import Role, Unauthenticated, Viewer, verify
 from care_graph.config import Limits, Settings
@@ -101,6 +102,7 @@ async def graphql(request: Request) -> Response:
         if post:
             check_body_headers(request, service.limits)  # before anything else is read
         viewer = authenticate(request)
+        await check_rate(request, viewer)
         if viewer is None:
             raise HttpRefusal(
                 401,
@@ -126,6 +128,21 @@ async def graphql(request: Request) -> Response:
         ).response(media)
     pool: asyncpg.Pool[Any] = request.app.state.pool
     return answer(await service.run(pool, decided, viewer), media)
+
+
+async def check_rate(request: Request, viewer: Viewer | None) -> None:
+    """429 once this caller (their token's subject, or their address without a good token)
+    has used up their requests for now (api/rate_limits.py)."""
+    limiter: RateLimiter = request.app.state.rate_limiter
+    try:
+        await limiter.check(viewer, request.client.host if request.client else None)
+    except RateLimited as limited:
+        raise HttpRefusal(
+            429,
+            ApiErrorCode.RATE_LIMITED,
+            limited.message,
+            {"Retry-After": str(limited.retry_after)},
+        ) from None
 
 
 def _bad_request(message: str) -> HttpRefusal:

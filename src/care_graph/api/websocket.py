@@ -1,6 +1,7 @@
 """The WebSocket face of GraphQL: the graphql-transport-ws protocol at /graphql.
 
-Every operation goes through the same admission as over HTTP (``GraphQLService.admit``: sizes,
+Every operation counts against the caller's rate limit and goes through the same admission as
+over HTTP (``GraphQLService.admit``: sizes,
 parsing, validation, depth, aliases, cost, introspection policy) and its errors are masked and
 coded the same way. Subscriptions stream from PostgreSQL's LISTEN/NOTIFY (db/live.py); queries
 and mutations answer once, through the same execution as over HTTP.
@@ -28,6 +29,7 @@ from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
 from care_graph.api.errors import ApiError, ApiErrorCode, client_error
+from care_graph.api.rate_limits import RateLimited, RateLimiter
 from care_graph.api.service import Admitted, GraphQLService, Refused
 from care_graph.api.subscriptions import LiveContext
 from care_graph.auth import TokenSettings, Unauthenticated, Viewer, verify
@@ -58,6 +60,7 @@ class GraphQLWebSocket:
         live: LiveEvents,
         tokens: TokenSettings,
         limits: Limits,
+        rate_limiter: RateLimiter,
         *,
         init_timeout: float = INIT_TIMEOUT_SECONDS,
     ) -> None:
@@ -65,6 +68,7 @@ class GraphQLWebSocket:
         self.live = live
         self.tokens = tokens
         self.limits = limits
+        self.rate_limiter = rate_limiter
         self.init_timeout = init_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -208,6 +212,11 @@ class _Session:
                     )
                 ],
             )
+            return
+        try:
+            await self.endpoint.rate_limiter.check(viewer, None)
+        except RateLimited as limited:
+            await self._error(operation_id, [limited])
             return
         admitted = self.endpoint.service.admit(
             query, variables, operation_name, viewer, streaming=True
