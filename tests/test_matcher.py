@@ -1,9 +1,14 @@
 """The matcher against independent oracles: an exhaustive plain-Python search on small random
 instances and SciPy's dense assignment solver on larger ones; plus hard cases, degenerate
-inputs and every kind of bad input."""
+inputs and every kind of bad input, at Matcher's methods and at the compiled kernel's own edge
+(ids checked before any C sees them, private solver state, real allocation failures)."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 from typing import Any
 
 import numpy as np
@@ -13,6 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
+from care_graph._matcher import Solver, connected_components
 from care_graph.matcher import Matcher, solve
 from care_graph.matching.reference import objective, solve_reference
 
@@ -231,8 +237,8 @@ def masked_objective(
     assignment = matcher.result().assignment
     assert_valid(assignment, indptr, slots)
     assert not (assignment[~matcher.active] >= 0).any(), "an inactive referral was matched"
-    dead = matcher.solver.dead[: matcher.solver.n_slots].astype(bool)
-    assert not dead[assignment[assignment >= 0]].any(), "a slot off offer was matched"
+    unavailable = matcher.solver.unavailable
+    assert not unavailable[assignment[assignment >= 0]].any(), "a slot off offer was matched"
     return objective(
         assignment.tolist(), indptr.tolist(), slots.tolist(), weights.tolist(), tiers.tolist()
     )
@@ -300,3 +306,277 @@ def test_incremental_changes_equal_a_cold_solve(seed: int) -> None:
         assert masked_objective(matcher, indptr, slots, weights, tiers) == masked_objective(
             cold, indptr, slots, weights, tiers
         )
+
+
+# --- the kernel's edge: every id checked before C sees it, state unchanged when refused -------
+
+# four referrals, three slots; referral 3 waits later, slot 2 is not on offer yet
+EDGE_ROWS = [[(0, 5), (1, 3)], [(0, 4)], [(1, 6), (2, 2)], [(2, 7), (0, 1)]]
+EDGE_TIERS = np.array([0, 1, 1, 0])
+BAD_IDS: list[tuple[Any, str]] = [
+    ([-1], "{what} -1 is out of range: {what} ids lie in [0, {n})"),
+    ([0, -1], "{what} -1 is out of range: {what} ids lie in [0, {n})"),
+    (["n"], "{what} {n} is out of range: {what} ids lie in [0, {n})"),
+    ([2**40], "{what} 1099511627776 is out of range: {what} ids lie in [0, {n})"),
+    (np.array([2**63], dtype=np.uint64), "{what} 9223372036854775808 is out of range"),
+    ([2**70], "{what} ids must be integers, got dtype object"),
+    ([1.0], "{what} ids must be integers, got dtype float64"),
+    ([True], "{what} ids must be integers, got dtype bool"),
+    ([[0]], "{what} ids must be one-dimensional, got shape (1, 1)"),
+    (0, "{what} ids must be one-dimensional, got shape ()"),
+    ([1, 1], "{what} 1 is given twice"),
+]
+
+
+def edge_matcher(**changes: Any) -> Matcher:
+    indptr, slots, weights = csr(EDGE_ROWS)
+    arguments: dict[str, Any] = {"inactive_referrals": [3], "unavailable_slots": [2], **changes}
+    return Matcher(indptr, slots, weights, 3, EDGE_TIERS, **arguments)
+
+
+def snapshot(matcher: Matcher) -> tuple[Any, ...]:
+    matching = matcher.result()
+    return (
+        matching.assignment.tolist(),
+        matching.total_weight,
+        matching.prices.tolist(),
+        matcher.active.tolist(),
+        matcher.solver.unavailable.tolist(),
+        matcher.solver.match_edge.tolist(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("method", "what"),
+    [
+        ("add_referrals", "referral"),
+        ("remove_referrals", "referral"),
+        ("offer_slots", "slot"),
+        ("remove_slots", "slot"),
+    ],
+)
+@pytest.mark.parametrize(("ids", "message"), BAD_IDS)
+def test_bad_ids_are_refused_and_change_nothing(
+    method: str, what: str, ids: Any, message: str
+) -> None:
+    matcher = edge_matcher()
+    n = 4 if what == "referral" else 3
+    ids = [n] if ids == ["n"] else ids
+    before = snapshot(matcher)
+    with pytest.raises(ValueError, match=re.escape(message.format(what=what, n=n))):
+        getattr(matcher, method)(ids)
+    assert snapshot(matcher) == before
+    # and it repairs exactly as a twin that never saw the bad call, to a cold solve's optimum
+    twin = edge_matcher()
+    for each in (matcher, twin):
+        each.add_referrals([3])
+        each.offer_slots([2])
+    assert snapshot(matcher) == snapshot(twin)
+    indptr, slots, weights = csr(EDGE_ROWS)
+    cold = edge_matcher(inactive_referrals=[], unavailable_slots=[])
+    assert masked_objective(matcher, indptr, slots, weights, EDGE_TIERS) == masked_objective(
+        cold, indptr, slots, weights, EDGE_TIERS
+    )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"inactive_referrals": [-1]}, "referral -1 is out of range: referral ids lie in [0, 4)"),
+        ({"inactive_referrals": [4]}, "referral 4 is out of range: referral ids lie in [0, 4)"),
+        ({"inactive_referrals": [3, 3]}, "referral 3 is given twice"),
+        ({"unavailable_slots": [-1]}, "slot -1 is out of range: slot ids lie in [0, 3)"),
+        ({"unavailable_slots": [3]}, "slot 3 is out of range: slot ids lie in [0, 3)"),
+        ({"unavailable_slots": [0.5]}, "slot ids must be integers, got dtype float64"),
+    ],
+)
+def test_bad_ids_at_construction_are_refused(changes: dict[str, Any], message: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(message)):
+        edge_matcher(**changes)
+
+
+def test_repeating_a_change_is_harmless() -> None:
+    matcher = edge_matcher()
+    matcher.offer_slots([0, 1])  # on offer already, one of them held: nothing to do
+    matcher.remove_slots([2])  # off offer already
+    matcher.remove_referrals([3])  # not waiting already
+    matcher.add_referrals([0])  # matched already
+    assert snapshot(matcher) == snapshot(edge_matcher())
+
+
+def test_the_callers_arrays_may_change_after_construction() -> None:
+    indptr, slots, weights = csr(EDGE_ROWS)
+    matcher = Matcher(indptr, slots, weights, 3, EDGE_TIERS, unavailable_slots=[2])
+    indptr[:] = 10**9  # the solver keeps its own checked copy of the edges
+    slots[:] = -1
+    matcher.offer_slots([2])
+    matcher.remove_referrals([0])
+    twin = edge_matcher(inactive_referrals=[], unavailable_slots=[2])
+    twin.offer_slots([2])
+    twin.remove_referrals([0])
+    assert snapshot(matcher) == snapshot(twin)
+
+
+def solver_of_edge_instance() -> Solver:
+    indptr, slots, weights = csr(EDGE_ROWS)
+    solver = Solver(indptr, slots, weights, np.full(4, 100, dtype=np.int64), 3)
+    solver.insert_rows([0, 1])
+    return solver
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda s: s.insert_rows([4]), "referral 4 is out of range: referral ids lie in [0, 4)"),
+        (lambda s: s.insert_rows([-1]), "referral -1 is out of range"),
+        (lambda s: s.insert_rows([2, 2]), "referral 2 is given twice"),
+        (lambda s: s.insert_rows([2, 0]), "referral 0 is matched already (column 1)"),
+        (lambda s: s.remove_rows([4]), "referral 4 is out of range"),
+        (lambda s: s.withdraw_columns([3]), "slot 3 is out of range: slot ids lie in [0, 3)"),
+        (lambda s: s.offer_columns([-1]), "slot -1 is out of range"),
+        (lambda s: s.offer_columns(np.array([0.0])), "slot ids must be integers"),
+    ],
+)
+def test_the_solver_checks_what_it_is_given(call: Any, message: str) -> None:
+    solver = solver_of_edge_instance()
+    before = (solver.match_col.tolist(), solver.prices.tolist(), solver.unavailable.tolist())
+    with pytest.raises(ValueError, match=re.escape(message)):
+        call(solver)
+    assert (solver.match_col.tolist(), solver.prices.tolist(), solver.unavailable.tolist()) == (
+        before
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"slots": np.array([0, 1, 0, 3, 2, 2, 0], dtype=np.int32)}, "got slots[3] = 3"),
+        ({"slots": np.array([0, 1, 0, 1, -1, 2, 0], dtype=np.int32)}, "got slots[4] = -1"),
+        (
+            {"indptr": np.array([0, 2, 1, 5, 7], dtype=np.int64)},
+            "indptr[2] = 1 after indptr[1] = 2",
+        ),
+        (
+            {"indptr": np.array([0, 2, 3, 5, 6], dtype=np.int64)},
+            "must end at len(slots) = 7, got 6",
+        ),
+        ({"slots": np.zeros(7, dtype=np.int64)}, "slots must have dtype int32, got int64"),
+        ({"weights": np.zeros(6, dtype=np.int64)}, "weights has 6 entries for 7 slots"),
+        ({"bonus": np.zeros(3, dtype=np.int64)}, "bonus has 3 entries for 4 referrals"),
+        ({"n_slots": 2**40}, "n_slots must be a non-negative integer below 2**31 - 1"),
+        ({"n_slots": True}, "n_slots must be a non-negative integer"),
+    ],
+)
+def test_the_solver_checks_its_edges(change: dict[str, Any], message: str) -> None:
+    indptr, slots, weights = csr(EDGE_ROWS)
+    arguments: dict[str, Any] = {
+        "indptr": indptr,
+        "slots": slots,
+        "weights": weights,
+        "bonus": np.zeros(4, dtype=np.int64),
+        "n_slots": 3,
+        **change,
+    }
+    with pytest.raises(ValueError, match=re.escape(message)):
+        Solver(**arguments)
+
+
+def test_connected_components_checks_its_edges() -> None:
+    indptr, slots, _ = csr(EDGE_ROWS)
+    assert connected_components(indptr, slots, 4, 3).tolist() == [0, 0, 0, 0]
+    with pytest.raises(ValueError, match=re.escape("slot indices must lie in [0, 3)")):
+        connected_components(indptr, np.array([0, 1, 0, 1, 5, 2, 0], dtype=np.int32), 4, 3)
+    with pytest.raises(ValueError, match=re.escape("n_rows must be len(indptr) - 1 = 4, got 5")):
+        connected_components(indptr, slots, 5, 3)
+
+
+def test_the_solver_state_is_private() -> None:
+    solver = edge_matcher().solver
+    for name in ["n_rows", "n_slots", "match_col", "match_edge", "prices", "unavailable"]:
+        with pytest.raises(AttributeError):
+            setattr(solver, name, np.zeros(4))
+    for name in ["u", "v", "match_row", "dead", "indptr", "slots", "costs", "_v", "_dead"]:
+        assert not hasattr(solver, name)
+        with pytest.raises(AttributeError):
+            setattr(solver, name, np.zeros(4))
+    views: list[npt.NDArray[Any]] = [solver.match_col, solver.match_edge, solver.unavailable]
+    for view in views:
+        with pytest.raises(ValueError, match="read-only"):
+            view[0] = 1
+        with pytest.raises(ValueError, match="WRITEABLE"):
+            view.flags.writeable = True
+    with pytest.raises(TypeError):
+        Solver.__new__(Solver)  # no solver without checked edges
+
+
+# A child process fills every slot, then, under an address-space limit that the working arrays
+# fit in, inserts one referral that wants `width` slots: its first pass pushes every one of them
+# on the search heap. glibc is told to map large blocks on their own and give them back at once,
+# so that the limit bites where the kernel allocates. Then, without the limit, it finishes.
+ALLOCATION_CHILD = """
+import resource, sys
+import numpy as np
+from care_graph._matcher import Solver
+
+def address_space():
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith("VmSize"))
+
+n, width, headroom = (int(arg) for arg in sys.argv[1:])
+indptr = np.concatenate([np.arange(n + 1), [n + width]]).astype(np.int64)
+slots = np.concatenate([np.arange(n), np.arange(width)]).astype(np.int32)
+weights = np.concatenate([np.full(n, 1000), np.arange(width) % 997 + 1]).astype(np.int64)
+
+def build():
+    return Solver(indptr, slots, weights, np.zeros(n + 1, dtype=np.int64), n)
+
+solver = build()
+solver.insert_rows(np.arange(n))
+working_arrays = (2 * n + 1) * 25  # bytes per search node: dist, pred_edge, pred_row, ...
+soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+resource.setrlimit(resource.RLIMIT_AS, (address_space() + working_arrays + headroom, hard))
+try:
+    solver.insert_rows([n])
+    print("inserted")
+except MemoryError as error:
+    print("MemoryError:", error)
+resource.setrlimit(resource.RLIMIT_AS, (soft, hard))
+solver.insert_rows(np.flatnonzero(solver.match_col < 0))
+fresh = build()
+fresh.insert_rows(np.arange(n + 1))
+same = np.array_equal(solver.match_col, fresh.match_col) and np.array_equal(
+    solver.prices, fresh.prices
+)
+print("then as a fresh solve" if same else "then different from a fresh solve")
+"""
+N_FILLED = 1 << 19  # the heap must grow to 2**19 entries (6 MiB) for the wide referral
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS and /proc are Linux's")
+@pytest.mark.parametrize(
+    ("width", "headroom", "outcome"),
+    [
+        (N_FILLED, -(4 << 20), "MemoryError"),  # malloc of the working arrays fails
+        (N_FILLED, 2 << 20, "MemoryError"),  # they fit; realloc of the growing heap fails
+        (4000, 2 << 20, "inserted"),  # the same limit, a heap that never grows: no error
+    ],
+)
+def test_allocation_failure_is_a_memory_error(width: int, headroom: int, outcome: str) -> None:
+    environment = {
+        **os.environ,
+        "GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=65536:glibc.malloc.trim_threshold=0",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", ALLOCATION_CHILD, str(N_FILLED), str(width), str(headroom)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=environment,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    first, second = result.stdout.splitlines()
+    assert first.startswith(outcome)
+    if outcome == "MemoryError":
+        assert "not enough memory for the solver's working arrays while inserting" in first
+    assert second == "then as a fresh solve"

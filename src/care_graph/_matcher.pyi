@@ -13,36 +13,39 @@ def nearest_k(
     target_lon: npt.ArrayLike,
     k: int,
 ) -> tuple[npt.NDArray[np.int32], npt.NDArray[np.float64]]: ...
+def check_graph(
+    indptr: object, slots: object, weights: object, n_slots: object
+) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int32], npt.NDArray[np.int64], int]: ...
+def as_ids(what: str, values: npt.ArrayLike, limit: int) -> npt.NDArray[np.int32]: ...
 
 class Solver:
-    indptr: npt.NDArray[np.int64]
-    slots: npt.NDArray[np.int32]
-    costs: npt.NDArray[np.int64]
-    u: npt.NDArray[np.int64]
-    v: npt.NDArray[np.int64]
-    match_row: npt.NDArray[np.int32]
-    match_col: npt.NDArray[np.int32]
-    match_edge: npt.NDArray[np.int64]
-    dead: npt.NDArray[np.int8]
-    n_rows: int
-    n_slots: int
+    # The state is private: read-only properties (arrays Python cannot write) and methods only.
+    @property
+    def n_rows(self) -> int: ...
+    @property
+    def n_slots(self) -> int: ...
+    @property
+    def match_col(self) -> npt.NDArray[np.int32]: ...
+    @property
+    def match_edge(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def prices(self) -> npt.NDArray[np.int64]: ...
+    @property
+    def unavailable(self) -> npt.NDArray[np.bool_]: ...
     def __init__(
         self,
         indptr: npt.NDArray[np.int64],
         slots: npt.NDArray[np.int32],
-        costs: npt.NDArray[np.int64],
-        n_rows: int,
+        weights: npt.NDArray[np.int64],
+        bonus: npt.NDArray[np.int64],
         n_slots: int,
     ) -> None: ...
     def insert_rows(self, rows: npt.ArrayLike) -> None: ...
+    def remove_rows(self, rows: npt.ArrayLike) -> None: ...
+    def withdraw_columns(self, columns: npt.ArrayLike) -> npt.NDArray[np.int32]: ...
+    def offer_columns(self, columns: npt.ArrayLike) -> None: ...
+    def prepare_columns(self) -> None: ...
 
 def connected_components(
     indptr: npt.NDArray[np.int64], slots: npt.NDArray[np.int32], n_rows: int, n_slots: int
 ) -> npt.NDArray[np.int32]: ...
-def insert_columns(
-    solver: Solver,
-    columns: npt.ArrayLike,
-    col_ptr: npt.NDArray[np.int64],
-    col_rows: npt.NDArray[np.int32],
-    col_edges: npt.NDArray[np.int64],
-) -> None: ...

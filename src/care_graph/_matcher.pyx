@@ -115,7 +115,8 @@ cdef inline void _insert_sorted(
 # the rows inserted so far optimal; potentials u (rows) and v (columns) keep reduced costs
 # non-negative and are the dual prices on return.
 
-from libc.stdlib cimport free, malloc, realloc
+from libc.limits cimport INT_MAX
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memset
 
 cdef extern from *:
@@ -123,9 +124,6 @@ cdef extern from *:
     #define CG_INF 0x3fffffffffffffffLL
     """
     long long CG_INF
-
-ctypedef long long i64
-
 
 cdef struct Scratch:
     i64* dist
@@ -141,20 +139,23 @@ cdef struct Scratch:
 
 
 cdef int _heap_push(Scratch* s, i64 key, int col) noexcept nogil:
-    """Push (key, col), growing the heap when full; returns -1 when memory runs out."""
+    """Push (key, col), growing the heap when full; CG_NO_MEMORY when memory runs out (the
+    heap is then as it was, and _free_scratch frees whatever was reallocated)."""
     cdef int i = s.heap_size
     cdef int parent, capacity
     cdef i64* keys
     cdef int* cols
     if i >= s.heap_capacity:
+        if s.heap_capacity > INT_MAX // 2:
+            return CG_NO_MEMORY
         capacity = 2 * s.heap_capacity
         keys = <i64*> realloc(s.heap_key, capacity * sizeof(i64))
         if keys == NULL:
-            return -1
+            return CG_NO_MEMORY
         s.heap_key = keys
         cols = <int*> realloc(s.heap_col, capacity * sizeof(int))
         if cols == NULL:
-            return -1
+            return CG_NO_MEMORY
         s.heap_col = cols
         s.heap_capacity = capacity
     s.heap_size += 1
@@ -167,7 +168,7 @@ cdef int _heap_push(Scratch* s, i64 key, int col) noexcept nogil:
         i = parent
     s.heap_key[i] = key
     s.heap_col[i] = col
-    return 0
+    return CG_OK
 
 
 cdef int _heap_pop(Scratch* s, i64* key) noexcept nogil:
@@ -207,7 +208,7 @@ cdef inline int _relax(Scratch* s, int c, i64 nd, int r, i64 e, int* match_row, 
                        int* bound_col) noexcept nogil:
     """Offer column ``c`` at distance ``nd`` through row ``r`` (edge ``e``; -1: unmatched)."""
     if nd >= s.dist[c] or nd >= bound[0]:
-        return 0
+        return CG_OK
     _touch(s, c)
     s.dist[c] = nd
     s.pred_row[c] = r
@@ -215,7 +216,7 @@ cdef inline int _relax(Scratch* s, int c, i64 nd, int r, i64 e, int* match_row, 
     if match_row[c] == -1:
         bound[0] = nd
         bound_col[0] = c
-        return 0
+        return CG_OK
     return _heap_push(s, nd, c)
 
 
@@ -246,12 +247,12 @@ cdef int _insert_row(
         match_col[row] = slot[best_edge]
         match_row[slot[best_edge]] = row
         match_edge[row] = best_edge
-        return 0
+        return CG_OK
     if best_edge < 0 and match_row[dummy] == -1:
         match_col[row] = dummy
         match_row[dummy] = row
         match_edge[row] = -1
-        return 0
+        return CG_OK
     s.heap_size = 0
     s.n_touched = 0
     # Dijkstra over columns. A free column ends the search, so free columns are never pushed:
@@ -264,9 +265,9 @@ cdef int _insert_row(
             continue
         nd = cost_of_edge[e] - u[row] - v[c]
         if _relax(s, c, nd, row, e, match_row, &bound, &bound_col) < 0:
-            return -1
+            return CG_NO_MEMORY
     if _relax(s, dummy, 0 - u[row] - v[dummy], row, -1, match_row, &bound, &bound_col) < 0:
-        return -1
+        return CG_NO_MEMORY
     while s.heap_size > 0:
         c = _heap_pop(s, &d)
         if d >= bound:
@@ -281,15 +282,15 @@ cdef int _insert_row(
                 continue
             if _relax(s, c2, d + cost_of_edge[e] - u[r] - v[c2], r, e, match_row, &bound,
                       &bound_col) < 0:
-                return -1
+                return CG_NO_MEMORY
         c2 = n_slots + r  # the matched row may also give up its column and stay unmatched
         if c2 != c and not s.scanned[c2]:
             if _relax(s, c2, d - u[r] - v[c2], r, -1, match_row, &bound, &bound_col) < 0:
-                return -1
+                return CG_NO_MEMORY
     end = bound_col
     delta = bound
     if end < 0:
-        return -2  # unreachable: the row's own "unmatched" column is always free
+        return CG_NO_PATH  # unreachable: the row's own "unmatched" column is always free
     # move potentials so that the path's edges become tight and the others stay >= 0
     for k in range(s.n_touched):
         c = s.touched[k]
@@ -312,7 +313,7 @@ cdef int _insert_row(
         c = s.touched[k]
         s.dist[c] = CG_INF
         s.scanned[c] = 0
-    return 0
+    return CG_OK
 
 
 cdef int _solve_rows(
@@ -324,16 +325,20 @@ cdef int _solve_rows(
     for k in range(n_rows_here):
         status = _insert_row(rows[k], n_slots, indptr, slot, cost_of_edge, dead, u, v,
                              match_row, match_col, match_edge, s)
-        if status != 0:
+        if status != CG_OK:
             return status
-    return 0
+    return CG_OK
 
 
-cdef Scratch* _new_scratch(int n_columns, i64 n_edges) noexcept nogil:
-    cdef Scratch* s = <Scratch*> malloc(sizeof(Scratch))
+cdef Scratch* _new_scratch(int n_columns) noexcept nogil:
+    """Working arrays for searches over n_columns nodes; NULL (and nothing held) when memory
+    runs out."""
+    cdef Scratch* s = <Scratch*> calloc(1, sizeof(Scratch))  # NULL pointers: safe to free
     cdef int k
     if s == NULL:
         return NULL
+    if n_columns < 1:
+        n_columns = 1  # malloc(0) may return NULL, which must not read as "out of memory"
     s.dist = <i64*> malloc(n_columns * sizeof(i64))
     s.pred_row = <int*> malloc(n_columns * sizeof(int))
     s.pred_edge = <i64*> malloc(n_columns * sizeof(i64))
@@ -366,49 +371,270 @@ cdef void _free_scratch(Scratch* s) noexcept nogil:
         free(s)
 
 
+# --- the boundary: what Python hands the solver is checked here, before any C sees it --------
+#
+# The nogil routines above index raw arrays (Cython's boundscheck and wraparound are off), so
+# every array and every id that comes from Python is checked once, here: dtype, shape, range
+# and, for ids, that none is given twice. Each check is one vectorised or nogil pass, linear in
+# what it checks; each failure is a ValueError naming the bad value and what was expected.
+
+def _vector(name, value, dtype):
+    """value itself if it is a one-dimensional numpy array of dtype; ValueError otherwise."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError(f"{name} must be a numpy array of {np.dtype(dtype).name}")
+    if value.dtype != dtype:
+        raise ValueError(f"{name} must have dtype {np.dtype(dtype).name}, got {value.dtype}")
+    if value.ndim != 1:
+        raise ValueError(f"{name} must be one-dimensional, got shape {value.shape}")
+    return value
+
+
+def _count(name, value):
+    """value as an int if it is an integer (not a bool) in [0, 2**31 - 1); ValueError
+    otherwise."""
+    if (not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0
+            or value >= INT_MAX):
+        raise ValueError(f"{name} must be a non-negative integer below 2**31 - 1, got {value!r}")
+    return int(value)
+
+
+cdef _check_structure(indptr, slots, Py_ssize_t n_slots):
+    """indptr (C-contiguous int64) runs from 0 to len(slots) and never decreases; each of slots
+    (C-contiguous int32) lies in [0, n_slots). ValueError naming the first entry that does not."""
+    cdef const i64[::1] ptr = indptr
+    cdef const int[::1] slot = slots
+    cdef Py_ssize_t n_rows = ptr.shape[0] - 1, n_edges = slot.shape[0], k, bad = -1
+    cdef unsigned int limit
+    cdef int wrong = 0
+    if n_rows < 0:
+        raise ValueError("indptr needs at least one entry (0 for no referrals)")
+    if ptr[0] != 0:
+        raise ValueError(f"indptr must start at 0, got {ptr[0]}")
+    if ptr[n_rows] != n_edges:
+        raise ValueError(f"indptr must end at len(slots) = {n_edges}, got {ptr[n_rows]}")
+    if n_rows + n_slots >= INT_MAX:
+        raise ValueError(
+            f"too many referrals and slots for 32-bit indices: {n_rows} + {n_slots}"
+            f" must stay below {INT_MAX}"
+        )
+    limit = <unsigned int> n_slots
+    with nogil:
+        # branch-free passes (they vectorise); the first bad position only when there is one
+        for k in range(n_rows):
+            wrong |= ptr[k + 1] < ptr[k]
+        if wrong:
+            for k in range(n_rows):
+                if ptr[k + 1] < ptr[k]:
+                    bad = k
+                    break
+    if bad >= 0:
+        raise ValueError(
+            f"indptr must not decrease: indptr[{bad + 1}] = {ptr[bad + 1]}"
+            f" after indptr[{bad}] = {ptr[bad]}"
+        )
+    with nogil:
+        for k in range(n_edges):
+            wrong |= <unsigned int> slot[k] >= limit  # a negative slot wraps to >= 2**31
+        if wrong:
+            for k in range(n_edges):
+                if <unsigned int> slot[k] >= limit:
+                    bad = k
+                    break
+    if bad >= 0:
+        raise ValueError(f"slot indices must lie in [0, {n_slots}), got slots[{bad}] = {slot[bad]}")
+
+
+def _edges(indptr, slots, n_slots):
+    """(indptr, slots, n_slots) checked as by check_graph, without weights."""
+    _vector("indptr", indptr, np.int64)
+    _vector("slots", slots, np.int32)
+    n = _count("n_slots", n_slots)
+    indptr = np.ascontiguousarray(indptr)
+    slots = np.ascontiguousarray(slots)
+    _check_structure(indptr, slots, n)
+    return indptr, slots, n
+
+
+def check_graph(indptr, slots, weights, n_slots):
+    """The candidate edges, checked: ``(indptr, slots, weights, n_slots)`` as C-contiguous
+    arrays (the same objects when they already are) and an int, or ValueError naming what is
+    wrong. ``indptr`` int64, from 0 to len(slots), never decreasing; ``slots`` int32 in
+    [0, n_slots); ``weights`` int64, one per edge."""
+    indptr, slots, n = _edges(indptr, slots, n_slots)
+    _vector("weights", weights, np.int64)
+    if len(weights) != len(slots):
+        raise ValueError(f"weights has {len(weights)} entries for {len(slots)} slots")
+    return indptr, slots, np.ascontiguousarray(weights), n
+
+
+def as_ids(what, values, Py_ssize_t limit):
+    """Ids of referrals (what="referral") or slots from Python, checked: a new C-contiguous
+    int32 vector of distinct integers in [0, limit), or ValueError naming the first bad value
+    (not one-dimensional, not integers, out of range, given twice). One nogil pass."""
+    array = np.asarray(values)
+    if array.ndim != 1:
+        raise ValueError(f"{what} ids must be one-dimensional, got shape {array.shape}")
+    if array.shape[0] == 0:
+        return np.zeros(0, dtype=np.int32)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{what} ids must be integers, got dtype {array.dtype}")
+    if array.dtype == np.uint64 and (array >= limit).any():  # past int64: would wrap below
+        _out_of_range(what, array[(array >= limit).argmax()].item(), limit)
+    cdef const i64[::1] given = np.ascontiguousarray(array, dtype=np.int64)
+    ids = np.empty(given.shape[0], dtype=np.int32)  # a copy: the caller's may change, not this
+    cdef int[::1] out = ids
+    cdef Py_ssize_t n = given.shape[0], k, bad = -1, repeated = -1
+    cdef i64 id_
+    # one bit per possible id: 64 KB for half a million slots, zeroed by calloc
+    cdef unsigned char* seen = <unsigned char*> calloc((limit >> 3) + 1, 1)
+    if seen == NULL:
+        raise MemoryError(f"not enough memory to check {n} {what} ids for repeats")
+    with nogil:
+        for k in range(n):
+            id_ = given[k]
+            if id_ < 0 or id_ >= limit:
+                bad = k
+                break
+            if seen[id_ >> 3] & (1 << (id_ & 7)):
+                repeated = k
+                break
+            seen[id_ >> 3] |= 1 << (id_ & 7)
+            out[k] = <int> id_
+    free(seen)
+    if bad >= 0:
+        _out_of_range(what, given[bad], limit)
+    if repeated >= 0:
+        raise ValueError(f"{what} {given[repeated]} is given twice")
+    return ids
+
+
+def _out_of_range(what, value, limit):
+    raise ValueError(f"{what} {value} is out of range: {what} ids lie in [0, {limit})")
+
+
+cdef object _read_only(array):
+    """A view of array that Python cannot write, nor make writeable again."""
+    return np.asarray(memoryview(array).toreadonly())
+
+
+cdef _raise_for(int status, str during):
+    """The exception for a status other than CG_OK from the nogil routines."""
+    if status == CG_NO_MEMORY:
+        raise MemoryError(
+            f"not enough memory for the solver's working arrays while {during}; what was"
+            " allocated is freed, the matching stays consistent but may not be optimal"
+        )
+    if status == CG_NO_PATH:
+        raise RuntimeError(
+            f"internal solver error while {during}: no augmenting path, though a referral's"
+            " own 'unmatched' column is always free; the solver's state is inconsistent"
+        )
+    raise RuntimeError(f"internal solver error {status} while {during}")
+
+
 cdef class Solver:
     """The state of one solved instance: assignment and potentials, kept so that rows can be
-    added or removed later and repaired in place (see care_graph.matcher)."""
+    added or removed later and repaired in place (see care_graph.matcher).
 
-    cdef public object indptr, slots, costs, u, v, match_row, match_col, match_edge, dead
-    cdef public int n_rows, n_slots
+    ``Solver(indptr, slots, weights, bonus, n_slots)``: the candidate edges in CSR by referral
+    (checked as check_graph does), and one bonus per referral; edge e of referral r costs
+    ``-(weights[e] + bonus[r])``, minimised. The caller keeps those costs within +-2**60, so
+    that sums along paths fit in int64 (matcher.py checks its tier bonuses for that).
 
-    def __init__(self, indptr, slots, costs, int n_rows, int n_slots):
-        self.indptr = indptr
-        self.slots = slots
-        self.costs = costs
+    The state is private: the solver keeps its own copy of the edges, so arrays the caller
+    still holds may change without reaching C; Python reads the state through read-only
+    properties and changes it only through the methods below, which check each id they are
+    given (as_ids) and refuse with ValueError before anything changes.
+    """
+
+    def __cinit__(self, indptr, slots, weights, bonus, n_slots):
+        _vector("indptr", indptr, np.int64)
+        _vector("slots", slots, np.int32)
+        _vector("weights", weights, np.int64)
+        _vector("bonus", bonus, np.int64)
+        n = _count("n_slots", n_slots)
+        indptr = np.array(indptr, order="C")  # copies, checked once and never changed after
+        slots = np.array(slots, order="C")
+        _check_structure(indptr, slots, n)
+        n_rows = len(indptr) - 1
+        if len(weights) != len(slots):
+            raise ValueError(f"weights has {len(weights)} entries for {len(slots)} slots")
+        if len(bonus) != n_rows:
+            raise ValueError(f"bonus has {len(bonus)} entries for {n_rows} referrals")
+        costs = np.repeat(bonus, np.diff(indptr))  # built in place: one array of len(edges)
+        costs += weights
+        np.negative(costs, out=costs)
         self.n_rows = n_rows
-        self.n_slots = n_slots
-        self.u = np.zeros(n_rows, dtype=np.int64)
-        self.v = np.zeros(n_slots + n_rows, dtype=np.int64)
-        self.match_row = np.full(n_slots + n_rows, -1, dtype=np.int32)
-        self.match_col = np.full(n_rows, -1, dtype=np.int32)
-        self.match_edge = np.full(n_rows, -1, dtype=np.int64)
-        self.dead = np.zeros(n_slots + n_rows, dtype=np.int8)  # slots not on offer
+        self.n_slots = n
+        self._indptr = indptr
+        self._slots = slots
+        self._costs = costs
+        self._u = np.zeros(n_rows, dtype=np.int64)
+        self._v = np.zeros(n + n_rows, dtype=np.int64)
+        self._match_row = np.full(n + n_rows, -1, dtype=np.int32)
+        self._match_col = np.full(n_rows, -1, dtype=np.int32)
+        self._match_edge = np.full(n_rows, -1, dtype=np.int64)
+        self._dead = np.zeros(n + n_rows, dtype=np.int8)
+
+    @property
+    def match_col(self):
+        """Each referral's column (read-only): its slot; n_slots + r when it is left unmatched;
+        -1 when it has not been inserted, or was removed."""
+        return _read_only(self._match_col)
+
+    @property
+    def match_edge(self):
+        """Each referral's edge, an index into slots; -1 when it holds no slot (read-only)."""
+        return _read_only(self._match_edge)
+
+    @property
+    def prices(self):
+        """Each slot's dual price in the objective (weights plus bonuses), as a new array."""
+        return -self._v[: self.n_slots]
+
+    @property
+    def unavailable(self):
+        """For each slot, whether it is off offer (read-only)."""
+        return _read_only(self._dead[: self.n_slots]).view(np.bool_)
 
     def insert_rows(self, rows):
-        """Insert rows (all currently unmatched) one by one along shortest augmenting paths;
-        releases the GIL, so batches of independent rows may run on several threads."""
-        cdef int[::1] order = np.ascontiguousarray(rows, dtype=np.int32)
-        cdef const i64[::1] indptr = self.indptr
-        cdef const int[::1] slot = self.slots
-        cdef const i64[::1] cost = self.costs
-        cdef i64[::1] u = self.u
-        cdef i64[::1] v = self.v
-        cdef int[::1] match_row = self.match_row
-        cdef int[::1] match_col = self.match_col
-        cdef i64[::1] match_edge = self.match_edge
-        cdef const signed char[::1] dead = self.dead
-        cdef int n_columns = self.n_slots + self.n_rows
-        cdef i64 n_edges = slot.shape[0]
-        cdef int status = 0, n = order.shape[0]
-        cdef Scratch* scratch
+        """Insert referrals one by one, in the order given, along shortest augmenting paths.
+
+        Each is an id in [0, n_rows), given once, not matched now. Releases the GIL, so batches
+        from disjoint components may run on several threads at once (batches that share a
+        component must not). On MemoryError the referrals not yet inserted stay unmatched.
+        """
+        order_array = as_ids("referral", rows, self.n_rows)
+        cdef int[::1] order = order_array
+        cdef int status = CG_OK, n = order.shape[0], k, matched = -1
         if n == 0:
             return
+        cdef int[::1] match_col = self._match_col
         with nogil:
-            scratch = _new_scratch(n_columns, n_edges)
+            for k in range(n):
+                if match_col[order[k]] >= 0:
+                    matched = order[k]
+                    break
+        if matched >= 0:
+            raise ValueError(
+                f"referral {matched} is matched already (column {match_col[matched]}):"
+                " remove it before inserting it again"
+            )
+        cdef const i64[::1] indptr = self._indptr
+        cdef const int[::1] slot = self._slots
+        cdef const i64[::1] cost = self._costs
+        cdef i64[::1] u = self._u
+        cdef i64[::1] v = self._v
+        cdef int[::1] match_row = self._match_row
+        cdef i64[::1] match_edge = self._match_edge
+        cdef const signed char[::1] dead = self._dead
+        cdef int n_columns = self.n_slots + self.n_rows
+        cdef i64 n_edges = slot.shape[0]
+        cdef Scratch* scratch
+        with nogil:
+            scratch = _new_scratch(n_columns)
             if scratch == NULL:
-                status = -3
+                status = CG_NO_MEMORY
             else:
                 status = _solve_rows(&order[0], n, self.n_slots, &indptr[0],
                                      &slot[0] if n_edges > 0 else NULL,
@@ -417,10 +643,97 @@ cdef class Solver:
                                      &u[0], &v[0], &match_row[0], &match_col[0],
                                      &match_edge[0], scratch)
                 _free_scratch(scratch)
-        if status == -3:
-            raise MemoryError("not enough memory for the solver's working arrays")
-        if status != 0:
-            raise RuntimeError(f"internal solver error {status}")
+        if status != CG_OK:
+            _raise_for(status, "inserting referrals")
+
+    def remove_rows(self, rows):
+        """Referrals that leave: each gives up its column, and the slots they held go to whoever
+        gains most (as offer_columns). Ids in [0, n_rows), each once, matched or not."""
+        self._insert_columns(self._release(as_ids("referral", rows, self.n_rows)))
+
+    def withdraw_columns(self, columns):
+        """Slots taken off offer: marked so, and whoever held one is unassigned. Returns those
+        referrals (int32, in the order of their slots) for the caller to insert again, in an
+        order of its choosing. Slot ids in [0, n_slots), each once."""
+        slots = as_ids("slot", columns, self.n_slots)
+        self._dead[slots] = 1
+        holders = self._match_row[slots]
+        holders = holders[holders >= 0]
+        self._release(holders)
+        return holders
+
+    def offer_columns(self, columns):
+        """Slots back on offer (after withdraw_columns): each goes to whoever gains most, along
+        a shortest path, or stays free at price 0. Slots on offer already are left as they are.
+        Slot ids in [0, n_slots), each once."""
+        slots = as_ids("slot", columns, self.n_slots)
+        slots = slots[self._dead[slots] != 0]  # off offer, so nobody holds them
+        self._dead[slots] = 0
+        self._insert_columns(slots)
+
+    def prepare_columns(self):
+        """Build the slot -> referrals index that offering slots needs (done on first use
+        otherwise): a one-time cost, about a cold solve's."""
+        self._columns_to_rows()
+
+    cdef object _columns_to_rows(self):
+        """Each slot's referrals and edges (CSC of the edges), built on first use."""
+        if self._col_ptr is None:
+            edge_rows = np.repeat(np.arange(self.n_rows, dtype=np.int32), np.diff(self._indptr))
+            order = np.argsort(self._slots, kind="stable")
+            col_ptr = np.zeros(self.n_slots + 1, dtype=np.int64)
+            col_ptr[1:] = np.cumsum(np.bincount(self._slots, minlength=self.n_slots))
+            self._col_ptr = col_ptr
+            self._col_rows = edge_rows[order]
+            self._col_edges = order.astype(np.int64)
+
+    cdef object _release(self, object rows):
+        """Unassign rows (checked ids); the "unmatched" columns they held go back to price 0.
+        Returns the slots they held, now free (int32)."""
+        held = self._match_col[rows]
+        holding = held >= 0
+        rows, held = rows[holding], held[holding]
+        self._match_row[held] = -1
+        self._match_col[rows] = -1
+        self._match_edge[rows] = -1
+        own = held >= self.n_slots
+        self._v[held[own]] = 0
+        return held[~own]
+
+    cdef object _insert_columns(self, object columns):
+        """Offer free slots (checked int32 ids) one at a time, each along a shortest path (see
+        _insert_column). Referrals not assigned to anything (inactive) take no part."""
+        cdef int[::1] order = columns
+        cdef int n_slots = self.n_slots, n = order.shape[0], k, status = CG_OK
+        cdef const i64[::1] cptr, cedges, cost
+        cdef const int[::1] crows
+        cdef i64[::1] u, v, match_edge
+        cdef int[::1] match_row, match_col
+        cdef Scratch* scratch
+        if n == 0:
+            return
+        self._columns_to_rows()
+        cptr, crows, cedges, cost = self._col_ptr, self._col_rows, self._col_edges, self._costs
+        u, v, match_edge = self._u, self._v, self._match_edge
+        match_row, match_col = self._match_row, self._match_col
+        if cedges.shape[0] == 0:
+            for k in range(n):
+                v[order[k]] = 0
+            return
+        with nogil:
+            scratch = _new_scratch(self.n_rows)
+            if scratch == NULL:
+                status = CG_NO_MEMORY
+            else:
+                for k in range(n):
+                    status = _insert_column(order[k], n_slots, &cptr[0], &crows[0], &cedges[0],
+                                            &cost[0], &u[0], &v[0], &match_row[0],
+                                            &match_col[0], &match_edge[0], scratch)
+                    if status != CG_OK:
+                        break
+                _free_scratch(scratch)
+        if status != CG_OK:
+            _raise_for(status, "offering slots")
 
 
 cdef int _insert_column(
@@ -444,7 +757,7 @@ cdef int _insert_column(
             best = nd
     v[c] = best
     if best == 0:
-        return 0  # nobody would rather have it: it stays free at price 0
+        return CG_OK  # nobody would rather have it: it stays free at price 0
     s.heap_size = 0
     s.n_touched = 0
     bound = 0 - v[c]  # the slot staying free after all
@@ -459,7 +772,7 @@ cdef int _insert_column(
             s.pred_row[i] = c  # here: the slot the referral would take
             s.pred_edge[i] = cedges[k]
             if _heap_push(s, nd, i) < 0:
-                return -1
+                return CG_NO_MEMORY
     while s.heap_size > 0:
         i = _heap_pop(s, &d)
         if d >= bound:
@@ -484,7 +797,7 @@ cdef int _insert_column(
                 s.pred_row[i2] = j
                 s.pred_edge[i2] = cedges[k]
                 if _heap_push(s, nd, i2) < 0:
-                    return -1
+                    return CG_NO_MEMORY
     delta = bound
     for k_row in range(s.n_touched):
         i = s.touched[k_row]
@@ -506,68 +819,36 @@ cdef int _insert_column(
         i = s.touched[k_row]
         s.dist[i] = CG_INF
         s.scanned[i] = 0
-    return 0
+    return CG_OK
 
 
-def insert_columns(Solver solver, columns, col_ptr, col_rows, col_edges):
-    """Offer free slots (or slots just freed) again, one at a time, each along a shortest path
-    (see _insert_column). Referrals not assigned to anything (inactive) take no part."""
-    cdef int[::1] order = np.ascontiguousarray(columns, dtype=np.int32)
-    cdef const i64[::1] cptr = col_ptr
-    cdef const int[::1] crows = col_rows
-    cdef const i64[::1] cedges = col_edges
-    cdef const i64[::1] cost = solver.costs
-    cdef i64[::1] u = solver.u
-    cdef i64[::1] v = solver.v
-    cdef int[::1] match_row = solver.match_row
-    cdef int[::1] match_col = solver.match_col
-    cdef i64[::1] match_edge = solver.match_edge
-    cdef int n_slots = solver.n_slots, n = order.shape[0], k, status = 0
-    cdef Scratch* scratch
-    if n == 0 or cedges.shape[0] == 0:
-        for k in range(n):
-            v[order[k]] = 0
-        return
-    with nogil:
-        scratch = _new_scratch(solver.n_rows, 0)
-        if scratch == NULL:
-            status = -3
-        else:
-            for k in range(n):
-                status = _insert_column(order[k], n_slots, &cptr[0], &crows[0], &cedges[0],
-                                        &cost[0], &u[0], &v[0], &match_row[0], &match_col[0],
-                                        &match_edge[0], scratch)
-                if status != 0:
-                    break
-            _free_scratch(scratch)
-    if status == -3:
-        raise MemoryError("not enough memory for the solver's working arrays")
-    if status != 0:
-        raise RuntimeError(f"internal solver error {status}")
-
-
-def connected_components(indptr, slots, int n_rows, int n_slots):
+def connected_components(indptr, slots, n_rows, n_slots):
     """Label each row with its connected component (rows sharing candidate slots, directly or
-    through other rows); rows without edges get components of their own."""
+    through other rows); rows without edges get components of their own. The edges are checked
+    as check_graph does, and n_rows must be len(indptr) - 1: ValueError otherwise."""
+    indptr, slots, n_slots = _edges(indptr, slots, n_slots)
+    if _count("n_rows", n_rows) != len(indptr) - 1:
+        raise ValueError(f"n_rows must be len(indptr) - 1 = {len(indptr) - 1}, got {n_rows}")
     cdef const i64[::1] ptr = indptr
     cdef const int[::1] slot = slots
-    parent_array = np.arange(n_rows + n_slots, dtype=np.int32)
+    cdef int rows = len(indptr) - 1
+    parent_array = np.arange(rows + n_slots, dtype=np.int32)
     cdef int[::1] parent = parent_array
     cdef int r, a, b
     cdef i64 e
     with nogil:
-        for r in range(n_rows):
+        for r in range(rows):
             for e in range(ptr[r], ptr[r + 1]):
                 a = _find(parent, r)
-                b = _find(parent, n_rows + slot[e])
+                b = _find(parent, rows + slot[e])
                 if a != b:
                     if a < b:
                         parent[b] = a
                     else:
                         parent[a] = b
-        for r in range(n_rows):
+        for r in range(rows):
             parent[r] = _find(parent, r)
-    return parent_array[:n_rows].copy()
+    return parent_array[:rows].copy()
 
 
 cdef inline int _find(int[::1] parent, int x) noexcept nogil:

@@ -15,6 +15,10 @@ option. Components run in parallel threads with the GIL released.
 
 ``Matcher`` keeps the solved state (assignment and dual prices) so that referrals can leave or
 arrive and slots can go and come back without a full re-solve.
+
+Every array and id handed in is checked by the kernel's boundary (``check_graph`` and ``as_ids``
+in care_graph._matcher) before anything changes or any C sees it: ValueError naming the bad
+value. Ids in one call must be distinct.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
-from care_graph._matcher import Solver, connected_components, insert_columns
+from care_graph._matcher import Solver, as_ids, check_graph, connected_components
 
 IntArray = npt.NDArray[np.int64]
 LIMIT = 1 << 60  # headroom below int64 for sums of reduced costs along a path
@@ -45,38 +49,9 @@ class Matching:
 def _check(
     indptr: object, slots: object, weights: object, n_slots: object, tiers: object | None
 ) -> tuple[IntArray, npt.NDArray[np.int32], IntArray, npt.NDArray[np.int32], int]:
-    for name, value, dtype in (
-        ("indptr", indptr, np.int64),
-        ("slots", slots, np.int32),
-        ("weights", weights, np.int64),
-    ):
-        if not isinstance(value, np.ndarray):
-            raise ValueError(f"{name} must be a numpy array of {np.dtype(dtype).name}")
-        if value.dtype != dtype:
-            raise ValueError(f"{name} must have dtype {np.dtype(dtype).name}, got {value.dtype}")
-        if value.ndim != 1:
-            raise ValueError(f"{name} must be one-dimensional, got shape {value.shape}")
-    assert isinstance(indptr, np.ndarray)
-    assert isinstance(slots, np.ndarray)
-    assert isinstance(weights, np.ndarray)
-    if not isinstance(n_slots, int | np.integer) or isinstance(n_slots, bool) or n_slots < 0:
-        raise ValueError(f"n_slots must be a non-negative integer, got {n_slots!r}")
-    n_slots = int(n_slots)
-    if len(indptr) == 0:
-        raise ValueError("indptr needs at least one entry (0 for no referrals)")
-    if indptr[0] != 0:
-        raise ValueError(f"indptr must start at 0, got {indptr[0]}")
-    if indptr[-1] != len(slots):
-        raise ValueError(f"indptr must end at len(slots) = {len(slots)}, got {indptr[-1]}")
-    if len(weights) != len(slots):
-        raise ValueError(f"weights has {len(weights)} entries for {len(slots)} slots")
-    if np.any(np.diff(indptr) < 0):
-        raise ValueError("indptr must not decrease")
-    if len(slots) and (slots.min() < 0 or slots.max() >= n_slots):
-        raise ValueError(f"slot indices must lie in [0, {n_slots})")
+    """The kernel checks the edges (check_graph); the weights' range and the tiers are ours."""
+    indptr, slots, weights, n_slots = check_graph(indptr, slots, weights, n_slots)
     n_rows = len(indptr) - 1
-    if n_rows + n_slots >= 2**31 - 1:
-        raise ValueError("too many referrals and slots for 32-bit indices")
     if len(weights) and np.abs(weights).max() >= 1 << 40:
         raise ValueError("weights must lie within +-2**40 (overflow guard)")
     if tiers is None:
@@ -88,13 +63,7 @@ def _check(
         if n_rows and (tier_array.min() < 0 or tier_array.max() > 63):
             raise ValueError("tiers must lie in [0, 63]")
         tier_array = tier_array.astype(np.int32)
-    return (
-        np.ascontiguousarray(indptr),
-        np.ascontiguousarray(slots),
-        np.ascontiguousarray(weights),
-        tier_array,
-        n_slots,
-    )
+    return indptr, slots, weights, tier_array, n_slots
 
 
 def _bonuses(
@@ -144,7 +113,11 @@ def _bonuses(
 
 
 class Matcher:
-    """A solved instance kept warm: assignment and duals survive between changes."""
+    """A solved instance kept warm: assignment and duals survive between changes.
+
+    Each change takes ids (referral rows, slot columns) as a sequence of distinct integers in
+    range; anything else raises ValueError before the matcher changes.
+    """
 
     def __init__(
         self,
@@ -162,17 +135,15 @@ class Matcher:
         self.weights = weights
         self.tiers = tier_array
         n_rows = len(indptr) - 1
+        inactive = as_ids("referral", inactive_referrals, n_rows)
+        unavailable = as_ids("slot", unavailable_slots, n_slots)
         self.component = connected_components(indptr, slots, n_rows, n_slots)
         bonus = _bonuses(indptr, weights, tier_array, self.component)
-        degree = np.diff(indptr)
-        costs = np.repeat(bonus, degree)  # built in place: one array of len(edges), not three
-        costs += weights
-        np.negative(costs, out=costs)
-        self.solver = Solver(indptr, slots, costs, n_rows, n_slots)
+        self.solver = Solver(indptr, slots, weights, bonus, n_slots)
+        self._degree = np.diff(indptr)
         self.active = np.ones(n_rows, dtype=bool)
-        self.active[np.asarray(inactive_referrals, dtype=np.int64)] = False
-        self.solver.dead[np.asarray(unavailable_slots, dtype=np.int64)] = 1
-        self._by_slot: tuple[IntArray, npt.NDArray[np.int32], IntArray] | None = None
+        self.active[inactive] = False
+        self.solver.withdraw_columns(unavailable)  # nobody holds a slot yet: returns no one
         self._solve_all(threads or min(2, os.cpu_count() or 1))
 
     def _solve_all(self, threads: int) -> None:
@@ -185,11 +156,12 @@ class Matcher:
         if threads <= 1:
             self.solver.insert_rows(order)
             return
-        # split whole components into `threads` groups of similar work (edges)
+        # split whole components into `threads` groups of similar work (edges); the solver
+        # runs groups in parallel only because no component spans two of them
         comp_sorted = self.component[order]
         boundaries = np.flatnonzero(np.diff(comp_sorted)) + 1
         pieces = np.split(order, boundaries)
-        work = [int(np.diff(self.solver.indptr)[piece].sum()) + len(piece) for piece in pieces]
+        work = [int(self._degree[piece].sum()) + len(piece) for piece in pieces]
         groups: list[list[npt.NDArray[np.int32]]] = [[] for _ in range(threads)]
         load = [0] * threads
         for index in np.argsort(work)[::-1]:
@@ -204,69 +176,34 @@ class Matcher:
     def prepare_incremental(self) -> None:
         """Build the slot -> referrals index that repairs need (done on first use otherwise):
         a one-time cost, about a cold solve's, paid before the first change is timed."""
-        self._columns_to_rows()
+        self.solver.prepare_columns()
 
-    def _columns_to_rows(self) -> tuple[IntArray, npt.NDArray[np.int32], IntArray]:
-        """Each slot's referrals (CSC of the edges), built on first use."""
-        if self._by_slot is None:
-            solver = self.solver
-            edge_rows = np.repeat(np.arange(solver.n_rows, dtype=np.int32), np.diff(solver.indptr))
-            order = np.argsort(solver.slots, kind="stable")
-            col_ptr = np.zeros(solver.n_slots + 1, dtype=np.int64)
-            col_ptr[1:] = np.cumsum(np.bincount(solver.slots, minlength=solver.n_slots))
-            self._by_slot = (col_ptr, edge_rows[order], order.astype(np.int64))
-        return self._by_slot
-
-    def _reinsert(self, rows: list[int] | npt.NDArray[np.int32]) -> None:
-        rows = np.asarray(rows, dtype=np.int32)
+    def _reinsert(self, rows: npt.NDArray[np.int32]) -> None:
+        """Insert the active, unmatched ones of rows (checked ids), most urgent tier first."""
         rows = rows[self.active[rows] & (self.solver.match_col[rows] < 0)]
         self.solver.insert_rows(rows[np.argsort(self.tiers[rows], kind="stable")])
 
-    def _release(self, rows: npt.NDArray[np.int64]) -> list[int]:
-        """Unassign rows; return the columns they held (now free)."""
-        solver = self.solver
-        held = solver.match_col[rows]
-        rows, held = rows[held >= 0], held[held >= 0]
-        solver.match_row[held] = -1
-        solver.match_col[rows] = -1
-        solver.match_edge[rows] = -1
-        freed: list[int] = held.tolist()
-        return freed
-
-    def _free(self, columns: list[int]) -> None:
-        """Slots just freed or put back on offer: each goes to whoever gains most from it,
-        along a shortest path, or stays free at price 0."""
-        real = [column for column in columns if column < self.solver.n_slots]
-        self.solver.v[[column for column in columns if column >= self.solver.n_slots]] = 0
-        insert_columns(self.solver, real, *self._columns_to_rows())
-
     def remove_slots(self, slot_ids: npt.ArrayLike) -> None:
         """Slots taken off offer (booked elsewhere, blocked); their referrals are re-matched."""
-        slots = np.asarray(slot_ids, dtype=np.int64)
-        self.solver.dead[slots] = 1
-        holders = self.solver.match_row[slots]
-        holders = holders[holders >= 0].astype(np.int64)
-        self._release(holders.astype(np.int64))
-        self._reinsert(holders.astype(np.int32))
+        self._reinsert(self.solver.withdraw_columns(slot_ids))
 
     def offer_slots(self, slot_ids: npt.ArrayLike) -> None:
         """Slots (back) on offer, e.g. after a cancellation: the referrals that gain most take
-        them, and whatever they give up moves on, along shortest paths only."""
-        slots = np.asarray(slot_ids, dtype=np.int64)
-        self.solver.dead[slots] = 0
-        self._free(slots.tolist())
+        them, and whatever they give up moves on, along shortest paths only. Slots on offer
+        already stay as they are."""
+        self.solver.offer_columns(slot_ids)
 
     def remove_referrals(self, referrals: npt.ArrayLike) -> None:
         """Referrals that no longer wait (booked elsewhere, withdrawn); their slots move on."""
-        rows = np.asarray(referrals, dtype=np.int64)
+        rows = as_ids("referral", referrals, self.solver.n_rows)
         self.active[rows] = False
-        self._free(self._release(rows))
+        self.solver.remove_rows(rows)
 
     def add_referrals(self, referrals: npt.ArrayLike) -> None:
         """Referrals that start waiting (their candidate edges were in the instance)."""
-        rows = np.asarray(referrals, dtype=np.int64)
+        rows = as_ids("referral", referrals, self.solver.n_rows)
         self.active[rows] = True
-        self._reinsert(rows.astype(np.int32))
+        self._reinsert(rows)
 
     def result(self) -> Matching:
         """The current matching."""
@@ -276,8 +213,7 @@ class Matcher:
         edges = self.solver.match_edge
         matched = edges >= 0
         total = int(self.weights[edges[matched]].sum())
-        prices: IntArray = -self.solver.v[:n_slots]
-        return Matching(assignment, total, prices)
+        return Matching(assignment, total, self.solver.prices)
 
 
 def solve(
