@@ -33,6 +33,9 @@ COMMANDS = [
     ["match"],
     ["schema"],
     ["token"],
+    ["documents"],
+    ["documents", "add"],
+    ["documents", "list"],
 ]
 
 

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 
 from care_graph.api import graphiql
+from care_graph.api.documents import Documents
 from care_graph.api.http import graphql
 from care_graph.api.rate_limits import RateLimiter
 from care_graph.api.schema import build_schema
@@ -107,7 +108,7 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             statement_timeout_ms=config.statement_timeout_ms,
             session=SESSION_SETTINGS,  # the API's own role, under row-level security
         )
-        rate_limiter.pool = app.state.pool
+        rate_limiter.pool = documents.pool = app.state.pool
         await live.start(config.database_url or "")
         sweeper = (
             asyncio.create_task(sweep_forever(app.state.pool, config))
@@ -134,10 +135,12 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
         row_filters=row_filters,
     )
     rate_limiter = RateLimiter(config.limits, config.rate_store)
+    documents = Documents(config.documents)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute(
-            "/graphql", GraphQLWebSocket(service, live, tokens, config.limits, rate_limiter)
+            "/graphql",
+            GraphQLWebSocket(service, live, tokens, config.limits, rate_limiter, documents),
         ),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
@@ -151,4 +154,5 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     app.state.tokens = tokens
     app.state.graphql = service
     app.state.rate_limiter = rate_limiter
+    app.state.documents = documents
     return app

@@ -19,6 +19,7 @@ from care_graph import __version__
 from care_graph.api.ids import encode_global_id, key_of_type
 from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.config import Settings
+from care_graph.db.documents_store import add_document, list_documents
 from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate, reset_schema
 from care_graph.db.pool import connect, create_pool
@@ -473,6 +474,58 @@ def db_reset(yes: bool) -> None:
     with database_url(Settings.from_environment()) as url:
         _run(_with_connection(url, reset_schema))
         _run(_migrate(url, Progress("reset")))
+
+
+@cli.group()
+def documents() -> None:
+    """The trusted documents production serves (CARE_GRAPH_DOCUMENTS=trusted)."""
+
+
+@documents.command("add")
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+def documents_add(files: tuple[str, ...]) -> None:
+    """Trust the GraphQL documents in FILES, each checked against the schema first; prints
+    the sha256 a client may send in extensions.persistedQuery instead of the text."""
+    from care_graph.api.documents import sha256_of
+    from care_graph.api.schema import build_schema
+    from care_graph.api.service import GraphQLService
+
+    service = GraphQLService(build_schema())
+    texts = {}
+    for name in files:
+        text = Path(name).read_bytes().decode("utf-8")  # as sent: no newline translation
+        prepared = service.prepare(text)
+        if prepared.errors:
+            raise CareGraphError(
+                ErrorCode.INVALID_ARGUMENT,
+                f"{name} is not a document this schema runs: {prepared.errors[0].message}",
+            )
+        texts[name] = text
+
+    async def add(connection: Any) -> list[tuple[str, str, bool]]:
+        async with connection.transaction():  # every file, or none
+            return [
+                (name, sha256_of(text), await add_document(connection, sha256_of(text), text, name))
+                for name, text in texts.items()
+            ]
+
+    with database_url(Settings.from_environment()) as url:
+        _run(_migrate(url, Progress("migrate")))
+        added = _run(_with_connection(url, add))
+    for name, digest, new in added:
+        click.echo(f"{digest}  {name}{'' if new else '  (trusted already)'}")
+    fresh = sum(new for _, _, new in added)
+    click.echo(f"trusted {fresh} new of {len(added)} documents", err=True)
+
+
+@documents.command("list")
+def documents_list() -> None:
+    """Every trusted document: its sha256, the file it came from, when it was added."""
+    with database_url(Settings.from_environment()) as url:
+        rows = _run(_with_connection(url, list_documents))
+    for digest, source, added in rows:
+        click.echo(f"{digest}  {added}  {source}")
+    click.echo(f"{len(rows)} trusted documents", err=True)
 
 
 def main() -> None:

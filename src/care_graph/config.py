@@ -6,11 +6,14 @@ import os
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TypeVar
 
 import platformdirs
 
 from care_graph.auth import Role
 from care_graph.matching.cost import CostModel
+
+E = TypeVar("E", bound=StrEnum)
 
 
 def _default_budgets() -> dict[Role, int]:
@@ -29,6 +32,14 @@ class RateStore(StrEnum):
 
     MEMORY = "memory"
     POSTGRES = "postgres"
+
+
+class DocumentPolicy(StrEnum):
+    """Which GraphQL documents the API runs: any (development), or only the trusted ones
+    added with `care-graph documents add` (production)."""
+
+    ANY = "any"
+    TRUSTED = "trusted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +86,7 @@ class Settings:
     sweep_seconds: float  # how often lapsed holds are offered on; 0: never (tests, tools)
     limits: Limits = field(default_factory=Limits)
     rate_store: RateStore = RateStore.MEMORY  # where request counts are kept
+    documents: DocumentPolicy = DocumentPolicy.ANY  # production's default is TRUSTED
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -93,16 +105,21 @@ class Settings:
             cost_model=_cost_model_from_env("CARE_GRAPH_MATCH_WEIGHTS"),
             sweep_seconds=_float_from_env("CARE_GRAPH_SWEEP_SECONDS", 15.0),
             limits=_limits_from_env(),
-            rate_store=_rate_store_from_env("CARE_GRAPH_RATE_STORE"),
+            rate_store=_enum_from_env("CARE_GRAPH_RATE_STORE", RateStore, RateStore.MEMORY),
+            documents=_enum_from_env(
+                "CARE_GRAPH_DOCUMENTS",
+                DocumentPolicy,
+                DocumentPolicy.ANY if development else DocumentPolicy.TRUSTED,
+            ),
         )
 
 
-def _rate_store_from_env(name: str) -> RateStore:
-    raw = os.environ.get(name) or RateStore.MEMORY
+def _enum_from_env(name: str, kind: type[E], default: E) -> E:
+    raw = os.environ.get(name) or default
     try:
-        return RateStore(raw)
+        return kind(raw)
     except ValueError:
-        known = " or ".join(str(store) for store in RateStore)
+        known = " or ".join(str(member) for member in kind)
         raise ValueError(f"{name} must be {known}, got {raw!r}") from None
 
 

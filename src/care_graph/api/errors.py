@@ -37,6 +37,8 @@ class ApiErrorCode(StrEnum):
     INPUT_TOO_LARGE = "INPUT_TOO_LARGE"  # the document, its variables or a list argument
     TOO_MANY_OPERATIONS = "TOO_MANY_OPERATIONS"  # in flight on one WebSocket
     RATE_LIMITED = "RATE_LIMITED"  # HTTP 429; extensions.retryAfter in seconds
+    PERSISTED_QUERY_NOT_FOUND = "PERSISTED_QUERY_NOT_FOUND"  # a hash of no known document
+    DOCUMENT_NOT_TRUSTED = "DOCUMENT_NOT_TRUSTED"  # production runs trusted documents only
     QUERY_TIMEOUT = "QUERY_TIMEOUT"
     UNAUTHENTICATED = "UNAUTHENTICATED"
     INTERNAL = "INTERNAL_SERVER_ERROR"

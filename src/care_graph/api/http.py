@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from care_graph.api import graphiql
+from care_graph.api.documents import Documents
 from care_graph.api.errors import ApiError, ApiErrorCode, logger
 from care_graph.api.rate_limits import RateLimited, RateLimiter
 from care_graph.api.service import GraphQLService, Refused, error_response
@@ -43,11 +44,13 @@ PARAMETERS = ("query", "operationName", "variables", "extensions")
 
 @dataclass(frozen=True, slots=True)
 class Params:
-    """The GraphQL-over-HTTP request parameters (``extensions`` is read and not used)."""
+    """The GraphQL-over-HTTP request parameters; ``query`` may be left out when
+    ``extensions.persistedQuery`` names a known document (api/documents.py)."""
 
-    query: str
+    query: str | None
     operation_name: str | None
     variables: dict[str, Any] | None
+    extensions: dict[str, Any] | None
 
 
 class HttpRefusal(Exception):
@@ -115,7 +118,12 @@ async def graphql(request: Request) -> Response:
         )
     except HttpRefusal as refusal:
         return refusal.response(media)
-    decided = service.admit(params.query, params.variables, params.operation_name, viewer)
+    documents: Documents = request.app.state.documents
+    try:
+        query = await documents.resolve(params.query, params.extensions)
+    except ApiError as error:  # a request error too: nothing was parsed
+        return answer(error_response([error]), media, 400 if media == GRAPHQL_RESPONSE else 200)
+    decided = service.admit(query, params.variables, params.operation_name, viewer)
     if isinstance(decided, Refused):  # a request error: no execution began
         body = error_response(decided.errors, label=decided.label)
         return answer(body, media, 400 if media == GRAPHQL_RESPONSE else 200)
@@ -183,7 +191,7 @@ async def params_from_body(request: Request, limits: Limits) -> Params:
         body: Any = orjson.loads(received)
     except orjson.JSONDecodeError:
         raise _bad_request("the request body is not valid JSON") from None
-    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str | None):
         raise _bad_request('the body must be a JSON object with a "query" string')
     variables, operation_name = body.get("variables"), body.get("operationName")
     if variables is not None and not isinstance(variables, dict):
@@ -193,7 +201,9 @@ async def params_from_body(request: Request, limits: Limits) -> Params:
     extensions = body.get("extensions")
     if extensions is not None and not isinstance(extensions, dict):
         raise _bad_request('"extensions" must be a JSON object')
-    return Params(body["query"], operation_name or None, variables)
+    if body.get("query") is None and not _persisted(extensions):
+        raise _bad_request('the body must be a JSON object with a "query" string')
+    return Params(body.get("query"), operation_name or None, variables, extensions)
 
 
 def params_from_url(request: Request) -> Params:
@@ -204,11 +214,16 @@ def params_from_url(request: Request) -> Params:
         if len(url.getlist(name)) > 1:
             raise _bad_request(f'give "{name}" once')
     query = url.get("query")
-    if query is None:
-        raise _bad_request('a GET request needs a "query" parameter (the GraphQL document)')
     variables = _json_object(url.get("variables"), "variables")
-    _json_object(url.get("extensions"), "extensions")
-    return Params(query, url.get("operationName") or None, variables)
+    extensions = _json_object(url.get("extensions"), "extensions")
+    if query is None and not _persisted(extensions):
+        raise _bad_request('a GET request needs a "query" parameter (the GraphQL document)')
+    return Params(query, url.get("operationName") or None, variables, extensions)
+
+
+def _persisted(extensions: dict[str, Any] | None) -> bool:
+    """Whether the request names its document by hash instead (api/documents.py)."""
+    return extensions is not None and "persistedQuery" in extensions
 
 
 def _json_object(text: str | None, name: str) -> dict[str, Any] | None:

@@ -4,9 +4,8 @@ and coded."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import asyncpg
 import orjson
@@ -36,30 +35,8 @@ from care_graph.auth import Viewer
 from care_graph.config import Limits
 from care_graph.db.pool import Connection, ConnectionSource
 from care_graph.db.row_security import see_as_viewer
+from care_graph.lru import Lru
 from care_graph.matching.cost import CostModel
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-class _Lru(Generic[K, V]):
-    """A small least-recently-used cache."""
-
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[K, V] = OrderedDict()
-
-    def get(self, key: K) -> V | None:
-        value = self.items.get(key)
-        if value is not None:
-            self.items.move_to_end(key)
-        return value
-
-    def put(self, key: K, value: V) -> None:
-        self.items[key] = value
-        self.items.move_to_end(key)
-        if len(self.items) > self.size:
-            self.items.popitem(last=False)
 
 
 @dataclass(slots=True)
@@ -153,9 +130,9 @@ class GraphQLService:
         self.rules = list(specified_rules)
         if not introspection:
             self.rules.append(NoSchemaIntrospectionCustomRule)
-        self._prepared: _Lru[str, Prepared] = _Lru(cache_size)
-        self._plans: _Lru[tuple[Any, ...], Plan] = _Lru(cache_size * 4)
-        self._not_compilable: _Lru[tuple[str, str | None], bool] = _Lru(cache_size)
+        self._prepared: Lru[str, Prepared] = Lru(cache_size)
+        self._plans: Lru[tuple[Any, ...], Plan] = Lru(cache_size * 4)
+        self._not_compilable: Lru[tuple[str, str | None], bool] = Lru(cache_size)
 
     def prepare(self, query: str) -> Prepared:
         """Parse and validate a document, once per distinct text."""

@@ -28,6 +28,7 @@ from graphql import ExecutionResult, GraphQLError, subscribe
 from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from care_graph.api.documents import Documents
 from care_graph.api.errors import ApiError, ApiErrorCode, client_error
 from care_graph.api.rate_limits import RateLimited, RateLimiter
 from care_graph.api.service import Admitted, GraphQLService, Refused
@@ -61,6 +62,7 @@ class GraphQLWebSocket:
         tokens: TokenSettings,
         limits: Limits,
         rate_limiter: RateLimiter,
+        documents: Documents,
         *,
         init_timeout: float = INIT_TIMEOUT_SECONDS,
     ) -> None:
@@ -69,6 +71,7 @@ class GraphQLWebSocket:
         self.tokens = tokens
         self.limits = limits
         self.rate_limiter = rate_limiter
+        self.documents = documents
         self.init_timeout = init_timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -195,11 +198,12 @@ class _Session:
         if operation_id in self.operations:
             raise _Close(4409, f"Subscriber for {operation_id[:64]} already exists")
         query, variables = payload.get("query"), payload.get("variables")
-        operation_name = payload.get("operationName")
+        operation_name, extensions = payload.get("operationName"), payload.get("extensions")
         if (
-            not isinstance(query, str)
+            not isinstance(query, str | None)
             or not isinstance(variables, dict | None)
             or not isinstance(operation_name, str | None)
+            or not isinstance(extensions, dict | None)
         ):
             raise _Close(4400, "Invalid message received: the payload's query is not a string")
         if len(self.operations) >= MAX_OPERATIONS:
@@ -218,8 +222,13 @@ class _Session:
         except RateLimited as limited:
             await self._error(operation_id, [limited])
             return
+        try:
+            document = await self.endpoint.documents.resolve(query, extensions)
+        except ApiError as error:
+            await self._error(operation_id, [error])
+            return
         admitted = self.endpoint.service.admit(
-            query, variables, operation_name, viewer, streaming=True
+            document, variables, operation_name, viewer, streaming=True
         )
         if isinstance(admitted, Refused):
             await self._error(operation_id, admitted.errors)
