@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from typing import Any
 
 import asyncpg
@@ -12,6 +13,7 @@ import httpx
 import pytest
 
 from care_graph.api.ids import encode_global_id
+from care_graph.config import Limits
 from care_graph.db.pool import connect
 from care_graph.testing import DatabaseFactory, asgi_client, bearer
 
@@ -72,7 +74,9 @@ def world_url(databases: DatabaseFactory) -> str:
 
 @pytest.fixture
 async def client(world_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(world_url, headers=bearer(), pool_max_size=20) as client:
+    # a thousand attempts at once from one clerk: double booking is tested here, not rate limits
+    limits = replace(Limits(), request_burst=100_000)
+    async with asgi_client(world_url, headers=bearer(), pool_max_size=20, limits=limits) as client:
         yield client
 
 
