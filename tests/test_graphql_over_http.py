@@ -232,20 +232,23 @@ async def test_a_get_runs_a_query(client: httpx.AsyncClient) -> None:
 
 
 async def test_a_mutation_over_get_is_405_and_not_run(client: httpx.AsyncClient) -> None:
+    bad_variables = {
+        "query": "mutation($n: Int!) { runMatching(scope: {horizonDays: $n}) { planKey } }",
+        "variables": '{"n": "not a number"}',
+    }
     for accept in ("application/graphql-response+json", "application/json"):
-        response = await client.get(
-            "/graphql", params={"query": "mutation { __typename }"}, headers={"Accept": accept}
-        )
-        assert response.status_code == 405
-        assert response.headers["allow"] == "POST"
-        assert response.json() == {
-            "errors": [
-                {
-                    "message": "a mutation is not run over GET: send it with POST",
-                    "extensions": {"code": "METHOD_NOT_ALLOWED"},
-                }
-            ]
-        }
+        for params in ({"query": "mutation { __typename }"}, bad_variables):
+            response = await client.get("/graphql", params=params, headers={"Accept": accept})
+            assert response.status_code == 405, params
+            assert response.headers["allow"] == "POST"
+            assert response.json() == {
+                "errors": [
+                    {
+                        "message": "a mutation is not run over GET: send it with POST",
+                        "extensions": {"code": "METHOD_NOT_ALLOWED"},
+                    }
+                ]
+            }
 
 
 @pytest.mark.parametrize(

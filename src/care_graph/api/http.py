@@ -18,7 +18,6 @@ from typing import Any
 
 import asyncpg
 import orjson
-from graphql import OperationType
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -123,17 +122,12 @@ async def graphql(request: Request) -> Response:
         query = await documents.resolve(params.query, params.extensions)
     except ApiError as error:  # a request error too: nothing was parsed
         return answer(error_response([error]), media, 400 if media == GRAPHQL_RESPONSE else 200)
-    decided = service.admit(query, params.variables, params.operation_name, viewer)
+    decided = service.admit(query, params.variables, params.operation_name, viewer, writes=post)
     if isinstance(decided, Refused):  # a request error: no execution began
         body = error_response(decided.errors, label=decided.label)
+        if (decided.errors[0].extensions or {}).get("code") == ApiErrorCode.METHOD_NOT_ALLOWED:
+            return answer(body, media, 405, {"Allow": "POST"})
         return answer(body, media, 400 if media == GRAPHQL_RESPONSE else 200)
-    if not post and decided.operation.operation is OperationType.MUTATION:
-        return HttpRefusal(
-            405,
-            ApiErrorCode.METHOD_NOT_ALLOWED,
-            "a mutation is not run over GET: send it with POST",
-            {"Allow": "POST"},
-        ).response(media)
     pool: asyncpg.Pool[Any] = request.app.state.pool
     return answer(await service.run(pool, decided, viewer), media)
 

@@ -173,11 +173,13 @@ class GraphQLService:
         viewer: Viewer,
         *,
         streaming: bool = False,
+        writes: bool = True,
     ) -> Admitted | Refused:
         """Every check a request passes before any work, the same for every transport: sizes,
         parsing and validation (cached), depth and aliases, the operation, its variables, and
         its cost against the caller's budget. ``streaming``: the transport can carry a
-        subscription (WebSocket can, HTTP cannot)."""
+        subscription (WebSocket can, HTTP cannot); ``writes`` False: a mutation is refused
+        (GET), before its variables or cost are looked at."""
         label = RequestLabel.new(operation_name)
         size_error = check_sizes(query, variables, self.limits)
         if size_error is not None:
@@ -203,6 +205,16 @@ class GraphQLService:
         streams = operation.operation is OperationType.SUBSCRIPTION
         if streams and not streaming:
             return Refused([ApiError(ApiErrorCode.OPERATION_NOT_SUPPORTED, OVER_WEBSOCKET)], label)
+        if operation.operation is OperationType.MUTATION and not writes:
+            return Refused(
+                [
+                    ApiError(
+                        ApiErrorCode.METHOD_NOT_ALLOWED,
+                        "a mutation is not run over GET: send it with POST",
+                    )
+                ],
+                label,
+            )
         # variables are coerced once, here, before the compiled and resolver paths part:
         # graphql-core's coercion errors carry an original error, so the resolver path would
         # take them for unexpected failures and mask them
