@@ -85,3 +85,30 @@ async def test_reset_then_migrate_gives_an_empty_current_schema(empty_url: str) 
         assert await connection.fetchval("SELECT count(*) FROM services") == 0
     finally:
         await connection.close()
+
+
+async def test_a_held_zero_nhs_number_stops_0014(empty_url: str) -> None:
+    # a database from before 0014 may hold 0000000000 (it passed the check then): 0014 checks
+    # the rows it holds under the new rule, and stops rather than keep one it would refuse
+    connection = await connect(empty_url)
+    earlier = [migration for migration in available_migrations() if migration.version < 14]
+    try:
+        for migration in earlier:
+            await connection.execute(migration.sql)
+        await connection.execute(
+            "INSERT INTO regions VALUES ('LONDON', 'London');"
+            "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth, postcode,"
+            " region_code, latitude, longitude) VALUES ('0000000000', 'No', 'One', '1970-01-01',"
+            " 'ZZ99 3VZ', 'LONDON', 51.5, -0.1)"
+        )
+        fourteen = next(m for m in available_migrations() if m.version == 14)
+        with pytest.raises(asyncpg.CheckViolationError) as stopped:
+            async with connection.transaction():
+                await connection.execute(fourteen.sql)
+        assert stopped.value.constraint_name == "patients_nhs_number_valid"
+        assert await connection.fetchval("SELECT nhs_number_is_valid('0000000000')") is True
+        await connection.execute("UPDATE patients SET nhs_number = '9434765919'")
+        await connection.execute(fourteen.sql)
+        assert await connection.fetchval("SELECT nhs_number_is_valid('0000000000')") is False
+    finally:
+        await connection.close()

@@ -29,6 +29,7 @@ def test_known_valid_numbers(number: str) -> None:
         ("9434765918", "wrong check digit"),
         ("4010232138", "wrong check digit"),
         ("1000000010", "check would be 10: no valid number starts 100000001"),
+        ("0000000000", "passes the check, but is never issued"),
         ("943476591", "nine digits"),
         ("94347659190", "eleven digits"),
         ("943 476 5919", "formatted, not normalised"),
@@ -77,7 +78,7 @@ async def test_database_agrees_with_python(migrated_url: str) -> None:
     rng = np.random.default_rng(17)
     candidates = [f"{n:010d}" for n in rng.integers(0, 10**10, 4000).tolist()]
     candidates += synthetic_nhs_numbers(rng, 1000).tolist()
-    candidates += ["943476591", "94347659190", "94347659l9", "", "943 476 5919"]
+    candidates += ["943476591", "94347659190", "94347659l9", "", "943 476 5919", "0000000000"]
     connection: asyncpg.Connection[Any] = await connect(migrated_url)
     try:
         rows = await connection.fetch(
@@ -90,3 +91,22 @@ async def test_database_agrees_with_python(migrated_url: str) -> None:
     in_python = [is_valid_nhs_number(c) for c in candidates]
     assert [row["valid"] for row in rows] == in_python
     assert 250 < sum(in_python[:4000]) < 480  # about one random number in eleven is valid
+
+
+def test_zero_passes_the_check_alone() -> None:
+    # every digit 0: the check is 11, which becomes 0, so only the never-issued rule refuses it
+    assert check_digit("000000000") == 0
+    assert not is_valid_nhs_number("0000000000")
+
+
+async def test_the_database_refuses_zero(connection: asyncpg.Connection[Any]) -> None:
+    assert await connection.fetchval("SELECT nhs_number_is_valid('0000000000')") is False
+    await connection.execute("INSERT INTO regions VALUES ('ZERO', 'Zero')")
+    with pytest.raises(asyncpg.CheckViolationError) as refused:
+        async with connection.transaction():
+            await connection.execute(
+                "INSERT INTO patients (nhs_number, given_name, family_name, date_of_birth,"
+                " postcode, region_code, latitude, longitude) VALUES ('0000000000', 'No', 'One',"
+                " '1970-01-01', 'ZZ99 3VZ', 'ZERO', 51.5, -0.1)"
+            )
+    assert refused.value.constraint_name == "patients_nhs_number_valid"

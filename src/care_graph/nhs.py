@@ -1,4 +1,5 @@
-"""NHS numbers: the modulus-11 check (the database applies the same rule) and formatting."""
+"""NHS numbers: the modulus-11 check (the database applies the same rule, nhs_number_is_valid in
+migrations 0001 and 0014) and formatting."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import numpy as np
 import numpy.typing as npt
 
 _WEIGHTS = np.arange(10, 1, -1, dtype=np.int64)  # digits 1-9 weighted 10, 9, ..., 2
+# Passes the check (every digit 0, check 11 becomes 0) but is never issued: the placeholder a
+# form fills in, not a person
+NEVER_ISSUED = frozenset({"0000000000"})
 
 
 def check_digit(first_nine: str) -> int | None:
@@ -22,8 +26,11 @@ def check_digit(first_nine: str) -> int | None:
 
 
 def is_valid_nhs_number(candidate: str) -> bool:
-    """True for ten digits whose last is the modulus-11 check digit of the first nine."""
+    """True for ten digits whose last is the modulus-11 check digit of the first nine, and which
+    are not a number never issued (``0000000000``)."""
     if len(candidate) != 10 or not candidate.isascii() or not candidate.isdigit():
+        return False
+    if candidate in NEVER_ISSUED:
         return False
     return check_digit(candidate[:9]) == int(candidate[9])
 
