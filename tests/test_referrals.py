@@ -25,7 +25,7 @@ async def _refer(connection: asyncpg.Connection[Any]) -> str:
     referral_id = await referrals.create_referral(
         connection,
         REFERRER,
-        patient_id=1,
+        patient=1,
         to_service="CARDIOLOGY",
         priority=Priority.ROUTINE,
         referrer_name="Dr A Smith",

@@ -154,9 +154,29 @@ class UpdatePatientInput:
     longitude: float | None = strawberry.field(default=None, description="Of the new postcode.")
 
 
-@strawberry.input(description="Refer a patient to a service.")
+@strawberry.input(
+    description="A patient named by NHS number and date of birth, both as recorded (a"
+    " demographic match, as an NHS PDS trace makes)."
+)
+class PatientMatchInput:
+    nhs_number: str = strawberry.field(description="Ten digits; spaces are ignored.")
+    date_of_birth: date
+
+
+@strawberry.input(
+    description="Refer a patient to a service: name them by patientId or by patient, not both."
+)
 class CreateReferralInput:
-    patient_id: strawberry.ID
+    patient_id: strawberry.ID | None = strawberry.field(
+        default=None,
+        description="A patient you may read: for a referrer, one they registered or referred;"
+        " otherwise NOT_FOUND, as for an id that names no one.",
+    )
+    patient: PatientMatchInput | None = strawberry.field(
+        default=None,
+        description="Any patient, by NHS number and date of birth; NOT_FOUND unless both match"
+        " the record, as for a patient never registered.",
+    )
     to_service: str = strawberry.field(description="Receiving service code.")
     priority: Priority
     referrer_name: str
@@ -166,6 +186,18 @@ class CreateReferralInput:
     max_travel_km: float | None = None
     required_skill: str | None = None
     preferred_site_ids: list[strawberry.ID] = strawberry.field(default_factory=list)
+
+
+def _patient_to_refer(input: CreateReferralInput) -> int | patients.Demographics:
+    """The patient a referral names: an id, or a demographic match (referrals.may_refer)."""
+    if input.patient is not None and input.patient_id is None:
+        return patients.Demographics(input.patient.nhs_number, input.patient.date_of_birth)
+    if input.patient_id is not None and input.patient is None:
+        return _key(input.patient_id, "Patient")
+    raise CareGraphError(
+        ErrorCode.INVALID_ARGUMENT,
+        "name the patient by patientId or by patient {nhsNumber, dateOfBirth}: one of the two",
+    )
 
 
 @strawberry.enum(description="What triage decides.")
@@ -334,7 +366,11 @@ class Mutation:
         appointment = await info.context.loaders.node("Appointment", appointment_id)
         return CancelAppointmentPayload(appointment=appointment)
 
-    @mutation("Register a patient (NHS number checked).")
+    @mutation(
+        "Register a patient (NHS number checked). A number already registered is"
+        " ALREADY_EXISTS to clinic staff and INVALID_ARGUMENT to a referrer, who refers such a"
+        " patient by NHS number and date of birth."
+    )
     async def create_patient(
         self, info: strawberry.Info, input: CreatePatientInput
     ) -> PatientPayload:
@@ -379,7 +415,7 @@ class Mutation:
         referral_id = await referrals.create_referral(
             info.context.loaders.connection,
             _actor(info),
-            patient_id=_key(input.patient_id, "Patient"),
+            patient=_patient_to_refer(input),
             to_service=input.to_service,
             priority=input.priority,
             referrer_name=input.referrer_name,

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from care_graph.api.args import Arg, Params
 from care_graph.auth import Role, Viewer
+from care_graph.db.care_store import referrer_reaches_patient
 
 _OWN_PATIENT = "{patient}::bigint"
 _OWN_REFERRALS = "{subject}::text"
@@ -30,8 +31,9 @@ ROW_FILTERS: dict[Role, dict[str, str]] = {
     },
     Role.REFERRER: {
         **_ADMINISTRATORS_ONLY,
-        "Patient": f"({{t}}.registered_by = {_OWN_REFERRALS} OR EXISTS (SELECT 1 FROM referrals"
-        f" own WHERE own.patient_id = {{t}}.id AND own.referrer_subject = {_OWN_REFERRALS}))",
+        # the patients they registered or referred: the one rule, shared with whom they may
+        # refer (domain/referrals.py)
+        "Patient": referrer_reaches_patient("{t}", _OWN_REFERRALS),
         "Referral": f"{{t}}.referrer_subject = {_OWN_REFERRALS}",
         "Appointment": "{t}.referral_id IN (SELECT id FROM referrals"
         f" WHERE referrer_subject = {_OWN_REFERRALS})",

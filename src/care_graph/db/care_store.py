@@ -71,6 +71,49 @@ async def patient_exists(connection: Connection, patient_id: int) -> bool:
     )
 
 
+def referrer_reaches_patient(patient: str, subject: str) -> str:
+    """SQL true when the referrer ``subject`` (an SQL expression) reaches the patient row
+    aliased ``patient``: they registered the record or referred the patient. The one statement
+    of a referrer's reach over patients in our SQL: what they read (api/policy.py) and whom
+    they may refer by id (``patient_reached``) are both this; row-level security (migration
+    0015) mirrors it."""
+    return (
+        f"({patient}.registered_by = {subject} OR EXISTS (SELECT 1 FROM referrals own"
+        f" WHERE own.patient_id = {patient}.id AND own.referrer_subject = {subject}))"
+    )
+
+
+async def patient_reached(connection: Connection, patient_id: int, referrer: str | None) -> bool:
+    """True when the patient row exists and, for a ``referrer`` (their subject), is within
+    their reach; None reaches every patient."""
+    return bool(
+        await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM patients p WHERE p.id = $1"
+            f" AND ($2::text IS NULL OR {referrer_reaches_patient('p', '$2::text')}))",
+            patient_id,
+            referrer,
+        )
+    )
+
+
+async def patient_matching(connection: Connection, nhs_number: str, born: date) -> int | None:
+    """The patient with this NHS number and this date of birth (a demographic match), if any:
+    a wrong date of birth finds nothing, as an unknown number does."""
+    found: int | None = await connection.fetchval(
+        "SELECT id FROM patients WHERE nhs_number = $1 AND date_of_birth = $2",
+        nhs_number,
+        born,
+    )
+    return found
+
+
+async def region_exists(connection: Connection, code: str) -> bool:
+    """True when a region with this code exists."""
+    return bool(
+        await connection.fetchval("SELECT EXISTS (SELECT 1 FROM regions WHERE code = $1)", code)
+    )
+
+
 async def service_id(connection: Connection, code: str) -> int | None:
     """The id of the service with this code."""
     found: int | None = await connection.fetchval("SELECT id FROM services WHERE code = $1", code)

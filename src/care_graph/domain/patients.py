@@ -1,8 +1,11 @@
 """Patient records: create with a checked NHS number; update contact details and the address
-with optimistic concurrency (a stale version is refused, never silently overwritten)."""
+with optimistic concurrency (a stale version is refused, never silently overwritten); and who
+reaches which patient, so that registering and referring never tell anyone of a record they may
+not read."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date
 
 import asyncpg
@@ -15,6 +18,36 @@ from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.nhs import is_valid_nhs_number, normalise_nhs_number
 
 MAY_CREATE = frozenset({Role.REFERRER, Role.CLINICIAN, Role.SCHEDULER, Role.ADMIN})
+# What a referrer is told of every NHS number already held, whatever the rest of the input:
+# it names no record and confirms no date of birth
+NOT_REGISTRABLE = (
+    "this NHS number cannot be registered: refer the patient by NHS number and date of birth"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Demographics:
+    """A patient named by NHS number and date of birth, both as recorded (a demographic match,
+    as an NHS PDS trace makes): how a referrer names a patient they do not yet reach."""
+
+    nhs_number: str
+    date_of_birth: date
+
+
+def checked_nhs_number(text: str) -> str:
+    """The stored ten digits of an NHS number as typed; INVALID_NHS_NUMBER when it is none."""
+    number = normalise_nhs_number(text)
+    if not is_valid_nhs_number(number):
+        raise CareGraphError(ErrorCode.INVALID_NHS_NUMBER, f"{text!r} is not a valid NHS number")
+    return number
+
+
+def referrer_reach(actor: Actor) -> str | None:
+    """Whose registrations and referrals bound the patients ``actor`` reaches: a
+    referrer's own subject (care_store.referrer_reaches_patient); None for clinic staff and
+    administrators, who read every patient. Patients register and refer no one, so callers
+    have refused them first."""
+    return actor.subject if actor.role is Role.REFERRER else None
 
 
 async def create_patient(
@@ -32,16 +65,30 @@ async def create_patient(
     phone: str | None = None,
     email: str | None = None,
 ) -> int:
-    """Register a patient; returns the new record's id."""
+    """Register a patient; returns the record's id.
+
+    An NHS number already held is answered according to what the caller may read. Clinic staff
+    and administrators read every patient, and are told ALREADY_EXISTS. A referrer is told
+    INVALID_ARGUMENT (``NOT_REGISTRABLE``), the same words for every number held, whoever
+    registered it and whatever date of birth they typed: registering neither reads a record
+    nor confirms a date of birth. A referrer whose patient is already held refers them by NHS
+    number and date of birth (referrals.may_refer), a demographic match that answers a wrong
+    date of birth as it answers a number never registered.
+
+    Every other check of the input comes first, so that no other refusal depends on whether
+    the number is taken. What no answer can hide is that it is, since a free number is
+    registered: finding that out without the date of birth costs, for every free number tried,
+    a patient record in the prober's name, audited."""
     if actor.role not in MAY_CREATE:
         raise CareGraphError(ErrorCode.FORBIDDEN, "patients cannot register other patients")
-    number = normalise_nhs_number(nhs_number)
-    if not is_valid_nhs_number(number):
-        raise CareGraphError(
-            ErrorCode.INVALID_NHS_NUMBER, f"{nhs_number!r} is not a valid NHS number"
-        )
+    number = checked_nhs_number(nhs_number)
+    # every check of the input comes before the number's uniqueness is tried (PostgreSQL checks
+    # a foreign key after the unique index), so that no refusal depends on whether it is taken
     if date_of_birth > date.today():
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "a date of birth cannot be in the future")
+    _check_coordinates(latitude, longitude)
+    if not await care_store.region_exists(connection, region):
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown region {region!r}")
     try:
         async with connection.transaction():
             patient_id = await care_store.insert_patient(
@@ -66,13 +113,11 @@ async def create_patient(
     except asyncpg.UniqueViolationError as error:
         if error.constraint_name != "patients_nhs_number_key":
             raise
+        if referrer_reach(actor) is not None:
+            raise CareGraphError(ErrorCode.INVALID_ARGUMENT, NOT_REGISTRABLE) from None
         raise CareGraphError(
             ErrorCode.ALREADY_EXISTS, "a patient with this NHS number is registered"
         ) from None
-    except asyncpg.ForeignKeyViolationError:
-        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown region {region!r}") from None
-    except asyncpg.CheckViolationError:
-        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "coordinates out of range") from None
     return patient_id
 
 
@@ -134,5 +179,10 @@ def _check_address(postcode: str | None, latitude: float | None, longitude: floa
             ErrorCode.INVALID_ARGUMENT,
             "a new address needs its postcode, latitude and longitude together",
         )
+    _check_coordinates(latitude, longitude)
+
+
+def _check_coordinates(latitude: float, longitude: float) -> None:
+    """A home is on the globe (the table's CHECK says the same)."""
     if not (-90 <= latitude <= 90 and -180 <= longitude <= 180):
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "coordinates out of range")

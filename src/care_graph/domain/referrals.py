@@ -14,6 +14,7 @@ from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor, Freed, cancel_appointment_locked
 from care_graph.domain.lifecycle import ReferralStatus, check_transition
+from care_graph.domain.patients import Demographics, checked_nhs_number, referrer_reach
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.errors import CareGraphError, ErrorCode
 
@@ -47,7 +48,7 @@ async def create_referral(
     connection: Connection,
     actor: Actor,
     *,
-    patient_id: int,
+    patient: int | Demographics,
     to_service: str,
     priority: Priority,
     referrer_name: str,
@@ -56,8 +57,9 @@ async def create_referral(
     from_service: str | None = None,
     standards: WaitingStandards | None = None,
 ) -> int:
-    """Refer a patient to a service; the clock starts now and the breach date follows from the
-    priority's standard. Returns the referral's id."""
+    """Refer a patient (by id, or by NHS number and date of birth: ``may_refer``) to a service;
+    the clock starts now and the breach date follows from the priority's standard. Returns the
+    referral's id."""
     if actor.role not in MAY_REFER:
         raise CareGraphError(ErrorCode.FORBIDDEN, "only referrers and clinicians refer")
     if referrer_kind not in REFERRER_KINDS:
@@ -66,8 +68,7 @@ async def create_referral(
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "maximum travel must be positive")
     now = datetime.now().astimezone()
     async with connection.transaction():
-        if not await care_store.patient_exists(connection, patient_id):
-            raise CareGraphError(ErrorCode.NOT_FOUND, "no such patient")
+        patient_id = await may_refer(connection, actor, patient)
         to_id = await _service(connection, to_service)
         from_id = await _service(connection, from_service) if from_service else None
         if constraints.required_skill is not None:
@@ -96,6 +97,30 @@ async def create_referral(
             connection, actor.subject, actor.role, "CREATE", "referral", referral_id
         )
     return referral_id
+
+
+async def may_refer(connection: Connection, actor: Actor, patient: int | Demographics) -> int:
+    """The patient ``actor`` may refer, or NOT_FOUND: the one rule of whom a referral may name.
+
+    By id, a patient the actor reaches: a referrer, one they registered or referred before
+    (care_store.referrer_reaches_patient, the same rule that decides what they read);
+    clinicians and administrators, anyone. By NHS number and date of birth (a demographic
+    match, as an NHS PDS trace makes), the patient recorded with both, whoever registered them:
+    how a referrer refers a patient someone else registered, and the referral made then puts
+    the patient within their reach. An unknown id, a patient out of reach, an unknown number
+    and a date of birth that is not the one recorded are all the same NOT_FOUND, so that
+    referring tells nothing of who else is registered."""
+    if isinstance(patient, Demographics):
+        found = await care_store.patient_matching(
+            connection, checked_nhs_number(patient.nhs_number), patient.date_of_birth
+        )
+    elif await care_store.patient_reached(connection, patient, referrer_reach(actor)):
+        found = patient
+    else:
+        found = None
+    if found is None:
+        raise CareGraphError(ErrorCode.NOT_FOUND, "no such patient")
+    return found
 
 
 async def _insert_referral(connection: Connection, values: dict[str, object]) -> int:
