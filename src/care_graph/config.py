@@ -79,6 +79,7 @@ class Settings:
     statement_timeout_ms: int
     pool_min_size: int
     pool_max_size: int
+    pool_acquire_timeout_s: float  # the longest a request waits for a connection
     development: bool
     introspection: bool
     anonymous_role: str | None
@@ -99,6 +100,7 @@ class Settings:
             statement_timeout_ms=_int_from_env("CARE_GRAPH_STATEMENT_TIMEOUT_MS", 5000),
             pool_min_size=_int_from_env("CARE_GRAPH_POOL_MIN", 2),
             pool_max_size=_int_from_env("CARE_GRAPH_POOL_MAX", 10),
+            pool_acquire_timeout_s=_int_from_env("CARE_GRAPH_POOL_ACQUIRE_TIMEOUT_MS", 2000) / 1000,
             development=development,
             introspection=_flag_from_env("CARE_GRAPH_INTROSPECTION", default=development),
             anonymous_role=os.environ.get("CARE_GRAPH_ANONYMOUS_ROLE") or None,

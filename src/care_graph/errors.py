@@ -9,6 +9,7 @@ class ErrorCode(StrEnum):
     """Machine-readable codes: clients branch on these, so they never change meaning."""
 
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # busy or lost connections: retry shortly
     MIGRATION_CHANGED = "MIGRATION_CHANGED"
     MIGRATIONS_PENDING = "MIGRATIONS_PENDING"
     INVALID_ARGUMENT = "INVALID_ARGUMENT"

@@ -13,11 +13,10 @@ import hashlib
 import re
 from typing import Any
 
-import asyncpg
-
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.config import DocumentPolicy
 from care_graph.db import documents_store
+from care_graph.db.pool import ConnectionSource
 from care_graph.lru import Lru
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -32,7 +31,7 @@ class Documents:
     """Resolves a request's document (its text, or the hash of one known) under the policy."""
 
     def __init__(
-        self, policy: DocumentPolicy, pool: asyncpg.Pool[Any] | None = None, size: int = 1024
+        self, policy: DocumentPolicy, pool: ConnectionSource | None = None, size: int = 1024
     ) -> None:
         self.policy = policy
         self.pool = pool

@@ -10,13 +10,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, Response
 
 from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.db import care_store
+from care_graph.db.pool import ConnectionSource
 
 # what the page loads, by the name it asks for -> where npm put it under web/node_modules
 ASSETS = {
@@ -92,7 +92,7 @@ async def page(request: Request) -> Response:
             " <code>web/node_modules</code>).</p>",
             status_code=503,
         )
-    pool: asyncpg.Pool[Any] = request.app.state.pool
+    pool: ConnectionSource = request.app.state.pool
     patient_id = None
     if role is Role.PATIENT:
         async with pool.acquire() as connection:

@@ -16,7 +16,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
@@ -28,6 +27,8 @@ from care_graph.api.rate_limits import RateLimited, RateLimiter
 from care_graph.api.service import GraphQLService, Refused, error_response
 from care_graph.auth import Role, Unauthenticated, Viewer, verify
 from care_graph.config import Limits, Settings
+from care_graph.db.pool import ConnectionSource
+from care_graph.errors import CareGraphError, ErrorCode
 
 GRAPHQL_RESPONSE = "application/graphql-response+json"
 JSON = "application/json"
@@ -39,6 +40,7 @@ ANSWERS = (JSON, GRAPHQL_RESPONSE)
 PAGES = (JSON, GRAPHQL_RESPONSE, HTML)
 UTF_8 = ("utf-8", "utf8")
 PARAMETERS = ("query", "operationName", "variables", "extensions")
+RETRY_AFTER_UNAVAILABLE_S = 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +87,19 @@ def answer(
 
 
 async def graphql(request: Request) -> Response:
-    """Answer one GraphQL-over-HTTP request (or serve GraphiQL to a browser in development)."""
+    """Answer one GraphQL-over-HTTP request (or serve GraphiQL to a browser in development);
+    a busy or lost database is 503 SERVICE_UNAVAILABLE with ``Retry-After``, never a 500."""
+    try:
+        return await _graphql(request)
+    except CareGraphError as error:
+        if error.code is not ErrorCode.SERVICE_UNAVAILABLE:
+            raise
+        media = negotiate(request.headers.get("accept", "").strip(), ANSWERS) or JSON
+        body = error_response([ApiError(error.code, error.message)])
+        return answer(body, media, 503, {"Retry-After": str(RETRY_AFTER_UNAVAILABLE_S)})
+
+
+async def _graphql(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     service: GraphQLService = request.app.state.graphql
     accept = request.headers.get("accept", "").strip()
@@ -128,7 +142,7 @@ async def graphql(request: Request) -> Response:
         if (decided.errors[0].extensions or {}).get("code") == ApiErrorCode.METHOD_NOT_ALLOWED:
             return answer(body, media, 405, {"Allow": "POST"})
         return answer(body, media, 400 if media == GRAPHQL_RESPONSE else 200)
-    pool: asyncpg.Pool[Any] = request.app.state.pool
+    pool: ConnectionSource = request.app.state.pool
     return answer(await service.run(pool, decided, viewer), media)
 
 

@@ -9,14 +9,12 @@ import math
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
-
-import asyncpg
 
 from care_graph.api.errors import ApiError, ApiErrorCode, logger
 from care_graph.auth import Viewer
 from care_graph.config import Limits, RateStore
 from care_graph.db import rate_store
+from care_graph.db.pool import ConnectionSource
 
 MAX_BUCKETS = 100_000  # in the process; the longest idle are forgotten first
 
@@ -49,7 +47,7 @@ class RateLimiter:
     """Decides, before any work, whether a caller may make one more request."""
 
     def __init__(
-        self, limits: Limits, store: RateStore, pool: asyncpg.Pool[Any] | None = None
+        self, limits: Limits, store: RateStore, pool: ConnectionSource | None = None
     ) -> None:
         self.subjects = Bucket(limits.requests_per_minute / 60, limits.request_burst)
         self.addresses = Bucket(

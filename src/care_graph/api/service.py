@@ -27,13 +27,13 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from care_graph.api.args import RequestValues
 from care_graph.api.catalog import Catalog
 from care_graph.api.compiler import Compiler, NotCompilable, Plan, shape_of
-from care_graph.api.errors import ApiError, ApiErrorCode, RequestLabel, client_error
+from care_graph.api.errors import ApiError, ApiErrorCode, RequestLabel, client_error, logger
 from care_graph.api.limits import check_cost, check_limits, check_sizes
 from care_graph.api.policy import policy_for
 from care_graph.api.resolve import Loaders
 from care_graph.auth import Viewer
 from care_graph.config import Limits
-from care_graph.db.pool import Connection, ConnectionSource
+from care_graph.db.pool import CONNECTION_FAULTS, Connection, ConnectionSource, unavailable
 from care_graph.db.row_security import see_as_viewer
 from care_graph.lru import Lru
 from care_graph.matching.cost import CostModel
@@ -256,14 +256,23 @@ class GraphQLService:
 
     async def run(self, database: ConnectionSource, admitted: Admitted, viewer: Viewer) -> bytes:
         """The response body of an admitted query or mutation: the compiled path when the
-        compiler covers it, the resolver path otherwise."""
+        compiler covers it, the resolver path otherwise. A lost or busy database raises
+        SERVICE_UNAVAILABLE (CareGraphError) for the transport to answer as it does."""
         key = (admitted.query, admitted.operation_name)
-        if self._not_compilable.get(key) is None:
-            compiled = await self._execute_compiled(database, admitted, viewer)
-            if compiled is not None:
-                return compiled
-        async with database.acquire() as connection:
-            return await self._execute_resolved(connection, admitted, viewer)
+        try:
+            if self._not_compilable.get(key) is None:
+                compiled = await self._execute_compiled(database, admitted, viewer)
+                if compiled is not None:
+                    return compiled
+            async with database.acquire() as connection:
+                return await self._execute_resolved(connection, admitted, viewer)
+        except CONNECTION_FAULTS as error:
+            logger.warning(
+                "lost the database connection in %s (%s)",
+                admitted.label.operation_name or "an operation",
+                type(error).__name__,
+            )
+            raise unavailable("the database connection was lost") from None
 
     async def _execute_compiled(
         self, database: ConnectionSource, admitted: Admitted, viewer: Viewer
@@ -298,7 +307,9 @@ class GraphQLService:
             async with database.acquire() as connection, connection.transaction():
                 await see_as_viewer(connection, viewer.role, viewer.subject, viewer.patient_id)
                 data: str = await connection.fetchval(plan.sql, *values)
-        except (asyncpg.PostgresError, OSError) as error:
+        except CONNECTION_FAULTS:
+            raise
+        except asyncpg.PostgresError as error:
             return error_response(
                 [GraphQLError("failed", original_error=error)],
                 with_data=True,
@@ -333,6 +344,9 @@ class GraphQLService:
                 context_value=context,
                 operation_name=admitted.operation_name,
             )
+        for error in result.errors or ():
+            if isinstance(error.original_error, CONNECTION_FAULTS):
+                raise error.original_error
         body: dict[str, Any] = {}
         if result.errors:
             body["errors"] = [client_error(error, admitted.label) for error in result.errors]

@@ -22,7 +22,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import orjson
 from graphql import ExecutionResult, GraphQLError, subscribe
 from starlette.types import Receive, Scope, Send
@@ -36,6 +35,7 @@ from care_graph.api.subscriptions import LiveContext
 from care_graph.auth import TokenSettings, Unauthenticated, Viewer, verify
 from care_graph.config import Limits
 from care_graph.db.live import LiveEvents
+from care_graph.db.pool import ConnectionSource
 
 PROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT_SECONDS = 10.0
@@ -244,7 +244,7 @@ class _Session:
                 async for result in self._stream(admitted, viewer):
                     await self._next(operation_id, orjson.dumps(result))
             else:
-                pool: asyncpg.Pool[Any] = self.websocket.app.state.pool
+                pool: ConnectionSource = self.websocket.app.state.pool
                 body = await self.endpoint.service.run(pool, admitted, viewer)
                 await self._next(operation_id, body)
             if self.operations.pop(operation_id, None) is not None:

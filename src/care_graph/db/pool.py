@@ -25,6 +25,51 @@ class ConnectionSource(Protocol):
         ...
 
 
+# what a lost or refused connection raises, as opposed to a statement that failed
+CONNECTION_FAULTS: tuple[type[Exception], ...] = (
+    OSError,
+    asyncpg.InterfaceError,  # the connection is closed, or closed mid-operation
+    asyncpg.PostgresConnectionError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+def unavailable(reason: str) -> CareGraphError:
+    """SERVICE_UNAVAILABLE: the request may be sent again shortly (with the same idempotency
+    key for a mutation, which then cannot happen twice)."""
+    return CareGraphError(ErrorCode.SERVICE_UNAVAILABLE, f"{reason}; try again shortly")
+
+
+@dataclass(frozen=True, slots=True)
+class BoundedPool:
+    """The server's pool, where waiting for a connection is bounded: past ``timeout``
+    seconds a request is refused with SERVICE_UNAVAILABLE instead of queueing for as long
+    as slow statements hold every connection."""
+
+    pool: asyncpg.Pool[Any]
+    timeout: float
+
+    @asynccontextmanager
+    async def acquire(self) -> AsyncIterator[Connection]:
+        """Borrow a connection, waiting at most ``timeout`` seconds for one."""
+        try:
+            connection = await self.pool.acquire(timeout=self.timeout)
+        except TimeoutError:
+            raise unavailable("every database connection is busy") from None
+        except CONNECTION_FAULTS:
+            raise unavailable("the database cannot be reached") from None
+        try:
+            yield connection
+        finally:
+            await self.pool.release(connection)
+
+    async def close(self) -> None:
+        """Close every connection."""
+        await self.pool.close()
+
+
 @dataclass(frozen=True, slots=True)
 class OneConnection:
     """A ConnectionSource that always lends the same connection."""
@@ -58,15 +103,21 @@ async def _init_connection(connection: asyncpg.Connection[Any]) -> None:
 
 
 async def connect(
-    url: str, *, statement_timeout_ms: int = 0, session: dict[str, str] | None = None
+    url: str,
+    *,
+    statement_timeout_ms: int = 0,
+    session: dict[str, str] | None = None,
+    connect_timeout: float = 60,
 ) -> asyncpg.Connection[Any]:
     """Open one connection (for the CLI, migrations and loading), or raise a clear error;
-    ``session`` as for ``create_pool``."""
+    ``session`` as for ``create_pool``; ``connect_timeout`` bounds connecting."""
     try:
         connection: asyncpg.Connection[Any] = await asyncpg.connect(
-            url, server_settings={**_server_settings(statement_timeout_ms), **(session or {})}
+            url,
+            server_settings={**_server_settings(statement_timeout_ms), **(session or {})},
+            timeout=connect_timeout,
         )
-    except (OSError, asyncpg.PostgresError) as error:
+    except (OSError, TimeoutError, asyncpg.PostgresError) as error:
         raise CareGraphError(
             ErrorCode.DATABASE_UNAVAILABLE, f"cannot connect to the database: {error}"
         ) from error
