@@ -8,6 +8,7 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -149,3 +150,38 @@ async def test_a_freed_slot_is_offered_to_the_next_patient(server: str) -> None:
         }
     finally:
         await watcher.close()
+
+
+async def test_live_events_survive_a_killed_listener(server: str, world_url: str) -> None:
+    """The finding: the LISTEN connection was never opened again, so after one killed backend
+    nobody heard anything more. Now a subscriber is told it may have missed events
+    (LIVE_EVENTS_INTERRUPTED), and one that subscribes again hears the next change."""
+    watcher = await open_subscription(
+        server, bearer(Role.SCHEDULER, "watcher"), "subscription { appointmentChanged { status } }"
+    )
+    admin = await asyncpg.connect(world_url)
+    try:
+        killed = await admin.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+    finally:
+        await admin.close()
+    assert killed == 1
+    try:
+        told = json.loads(await asyncio.wait_for(watcher.recv(), timeout=5))
+        assert told["type"] == "error", told
+        assert told["payload"][0]["extensions"]["code"] == "LIVE_EVENTS_INTERRUPTED"
+    finally:
+        await watcher.close()
+    again = await open_subscription(
+        server, bearer(Role.SCHEDULER, "watcher"), "subscription { appointmentChanged { status } }"
+    )
+    try:
+        clerk = bearer(Role.SCHEDULER, "clerk")
+        await mutate(
+            server, BOOK, clerk, r=encode_global_id("Referral", 1), s=encode_global_id("Slot", 4)
+        )
+        assert await next_event(again) == {"appointmentChanged": {"status": "BOOKED"}}
+    finally:
+        await again.close()
