@@ -222,3 +222,23 @@ def test_limits_default_to_the_documented_values() -> None:
         5_000,
         100,
     )
+
+
+async def test_a_request_id_is_taken_or_made_sent_back_and_logged(
+    clerk: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = "query Broken { __typename } fragment"  # refused, and the refusal logged
+    with caplog.at_level(logging.INFO, logger="care_graph.api"):
+        given = await clerk.post(
+            "/graphql", json={"query": broken}, headers={"X-Request-ID": "trace-123.a"}
+        )
+    assert given.headers["x-request-id"] == "trace-123.a"
+    assert any("trace-123.a" in record.getMessage() for record in caplog.records)
+    unsafe = await clerk.post(
+        "/graphql", json={"query": "{ __typename }"}, headers={"X-Request-ID": "a b\\"}
+    )
+    made = unsafe.headers["x-request-id"]
+    assert made != "a b\\"
+    assert len(made) == 16
+    fresh = await clerk.post("/graphql", json={"query": "{ __typename }"})
+    assert fresh.headers["x-request-id"] not in (made, "trace-123.a")

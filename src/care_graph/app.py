@@ -19,6 +19,7 @@ from care_graph.api import graphiql
 from care_graph.api.documents import Documents
 from care_graph.api.http import graphql
 from care_graph.api.rate_limits import RateLimiter
+from care_graph.api.request_ids import RequestIds
 from care_graph.api.schema import build_schema
 from care_graph.api.service import GraphQLService
 from care_graph.api.transport import HeaderLimit
@@ -161,7 +162,10 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     if config.development:
         routes.append(Route("/graphiql/assets/{name}", graphiql.asset))
     # headers are bounded before any route, WebSocket upgrades included (api/transport.py)
-    middleware = [Middleware(HeaderLimit, max_header_bytes=config.limits.max_header_bytes)]
+    middleware = [
+        Middleware(HeaderLimit, max_header_bytes=config.limits.max_header_bytes),
+        Middleware(RequestIds),  # X-Request-ID in and out, in every log line (api/request_ids.py)
+    ]
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = config
     app.state.tokens = tokens

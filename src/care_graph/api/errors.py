@@ -69,9 +69,9 @@ class RequestLabel:
     operation_name: str | None
 
     @classmethod
-    def new(cls, operation_name: str | None) -> RequestLabel:
-        """A label with a fresh request id."""
-        return cls(secrets.token_hex(8), operation_name)
+    def new(cls, operation_name: str | None, request_id: str | None = None) -> RequestLabel:
+        """A label with the transport's request id, or a fresh one."""
+        return cls(request_id or secrets.token_hex(8), operation_name)
 
 
 def client_error(error: GraphQLError, label: RequestLabel | None = None) -> dict[str, Any]:

@@ -24,6 +24,7 @@ from care_graph.api import graphiql
 from care_graph.api.documents import Documents
 from care_graph.api.errors import ApiError, ApiErrorCode, logger
 from care_graph.api.rate_limits import RateLimited, RateLimiter
+from care_graph.api.request_ids import request_id_of
 from care_graph.api.service import GraphQLService, Refused, error_response
 from care_graph.auth import Role, Unauthenticated, Viewer, verify
 from care_graph.config import Limits, Settings
@@ -136,7 +137,14 @@ async def _graphql(request: Request) -> Response:
         query = await documents.resolve(params.query, params.extensions)
     except ApiError as error:  # a request error too: nothing was parsed
         return answer(error_response([error]), media, 400 if media == GRAPHQL_RESPONSE else 200)
-    decided = service.admit(query, params.variables, params.operation_name, viewer, writes=post)
+    decided = service.admit(
+        query,
+        params.variables,
+        params.operation_name,
+        viewer,
+        writes=post,
+        request_id=request_id_of(request.scope),
+    )
     if isinstance(decided, Refused):  # a request error: no execution began
         body = error_response(decided.errors, label=decided.label)
         if (decided.errors[0].extensions or {}).get("code") == ApiErrorCode.METHOD_NOT_ALLOWED:

@@ -174,13 +174,15 @@ class GraphQLService:
         *,
         streaming: bool = False,
         writes: bool = True,
+        request_id: str | None = None,
     ) -> Admitted | Refused:
         """Every check a request passes before any work, the same for every transport: sizes,
         parsing and validation (cached), depth and aliases, the operation, its variables, and
         its cost against the caller's budget. ``streaming``: the transport can carry a
         subscription (WebSocket can, HTTP cannot); ``writes`` False: a mutation is refused
-        (GET), before its variables or cost are looked at."""
-        label = RequestLabel.new(operation_name)
+        (GET), before its variables or cost are looked at; ``request_id``: the transport's
+        (api/request_ids.py), or a fresh one."""
+        label = RequestLabel.new(operation_name, request_id)
         size_error = check_sizes(query, variables, self.limits)
         if size_error is not None:
             return Refused([size_error], label)

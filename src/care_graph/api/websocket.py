@@ -30,6 +30,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 from care_graph.api.documents import Documents
 from care_graph.api.errors import ApiError, ApiErrorCode, client_error
 from care_graph.api.rate_limits import RateLimited, RateLimiter
+from care_graph.api.request_ids import request_id_of
 from care_graph.api.service import Admitted, GraphQLService, Refused
 from care_graph.api.subscriptions import LiveContext
 from care_graph.auth import TokenSettings, Unauthenticated, Viewer, verify
@@ -227,8 +228,14 @@ class _Session:
         except ApiError as error:
             await self._error(operation_id, [error])
             return
+        socket_id = request_id_of(self.websocket.scope) or "socket"
         admitted = self.endpoint.service.admit(
-            document, variables, operation_name, viewer, streaming=True
+            document,
+            variables,
+            operation_name,
+            viewer,
+            streaming=True,
+            request_id=f"{socket_id}/{operation_id[:32]}",
         )
         if isinstance(admitted, Refused):
             await self._error(operation_id, admitted.errors)
