@@ -74,9 +74,16 @@ def world_url(databases: DatabaseFactory) -> str:
 
 @pytest.fixture
 async def client(world_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    # a thousand attempts at once from one clerk: double booking is tested here, not rate limits
+    # a thousand attempts at once from one clerk: double booking is tested here, not the rate
+    # limit nor the bounded wait for a connection (each would refuse some on purpose)
     limits = replace(Limits(), request_burst=100_000)
-    async with asgi_client(world_url, headers=bearer(), pool_max_size=20, limits=limits) as client:
+    async with asgi_client(
+        world_url,
+        headers=bearer(),
+        pool_max_size=20,
+        pool_acquire_timeout_s=120,
+        limits=limits,
+    ) as client:
         yield client
 
 
