@@ -112,3 +112,57 @@ async def test_terminated_backends_are_answered_with_a_code_then_recovered(
         if status == 503:
             assert errors[0]["extensions"]["code"] == "SERVICE_UNAVAILABLE"
     assert answers[-1] == (200, None), answers
+
+
+async def test_a_mutation_that_lost_its_connection_says_so_and_its_retry_is_safe(
+    server: str, world_url: str
+) -> None:
+    """A booking's backend is terminated while the booking waits on a row lock, inside its
+    transaction: the answer is OUTCOME_UNKNOWN (503), and sending it again with the same
+    idempotency key books it exactly once."""
+    holder = await asyncpg.connect(world_url)
+    clerk = bearer(Role.SCHEDULER, "clerk")
+    book = {
+        "query": """mutation($i: BookAppointmentInput!) { bookAppointment(input: $i) {
+            appointment { id status } } }""",
+        "variables": {
+            "i": {
+                "referralId": encode_global_id("Referral", 1),
+                "slotId": encode_global_id("Slot", 4),
+                "idempotencyKey": "retry-after-a-lost-connection",
+            }
+        },
+    }
+    async with httpx.AsyncClient(base_url=f"http://{server}", headers=clerk, timeout=30) as client:
+        try:
+            async with holder.transaction():
+                await holder.execute("SELECT 1 FROM slots WHERE id = 4 FOR UPDATE")
+                booking = asyncio.create_task(client.post("/graphql", json=book))
+                waiting = None
+                for _ in range(50):  # until the booking waits on the lock
+                    waiting = await holder.fetchval(
+                        "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+                        " AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                    )
+                    if waiting is not None:
+                        break
+                    await asyncio.sleep(0.1)
+                assert waiting is not None
+                await holder.execute("SELECT pg_terminate_backend($1)", waiting)
+                lost = await booking
+        finally:
+            await holder.close()
+        assert lost.status_code == 503
+        assert lost.json()["errors"][0]["extensions"]["code"] == "OUTCOME_UNKNOWN"
+        first = (await client.post("/graphql", json=book)).json()
+        again = (await client.post("/graphql", json=book)).json()
+    assert first["data"]["bookAppointment"]["appointment"]["status"] == "BOOKED"
+    assert again == first
+    check = await asyncpg.connect(world_url)
+    try:
+        booked = await check.fetchval(
+            "SELECT count(*) FROM appointments WHERE slot_id = 4 AND status = 'booked'"
+        )
+    finally:
+        await check.close()
+    assert booked == 1

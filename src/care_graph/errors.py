@@ -11,6 +11,7 @@ class ErrorCode(StrEnum):
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
     SERVICE_UNAVAILABLE = "SERVICE_UNAVAILABLE"  # busy or lost connections: retry shortly
     LIVE_EVENTS_INTERRUPTED = "LIVE_EVENTS_INTERRUPTED"  # subscribe again and re-read
+    OUTCOME_UNKNOWN = "OUTCOME_UNKNOWN"  # a mutation lost its connection: retry with its key
     MIGRATION_CHANGED = "MIGRATION_CHANGED"
     MIGRATIONS_PENDING = "MIGRATIONS_PENDING"
     INVALID_ARGUMENT = "INVALID_ARGUMENT"

@@ -89,11 +89,12 @@ def answer(
 
 async def graphql(request: Request) -> Response:
     """Answer one GraphQL-over-HTTP request (or serve GraphiQL to a browser in development);
-    a busy or lost database is 503 SERVICE_UNAVAILABLE with ``Retry-After``, never a 500."""
+    a busy or lost database is 503 SERVICE_UNAVAILABLE (OUTCOME_UNKNOWN for a mutation that
+    lost its connection) with ``Retry-After``, never a 500."""
     try:
         return await _graphql(request)
     except CareGraphError as error:
-        if error.code is not ErrorCode.SERVICE_UNAVAILABLE:
+        if error.code not in (ErrorCode.SERVICE_UNAVAILABLE, ErrorCode.OUTCOME_UNKNOWN):
             raise
         media = negotiate(request.headers.get("accept", "").strip(), ANSWERS) or JSON
         body = error_response([ApiError(error.code, error.message)])

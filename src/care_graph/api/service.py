@@ -35,6 +35,7 @@ from care_graph.auth import Viewer
 from care_graph.config import Limits
 from care_graph.db.pool import CONNECTION_FAULTS, Connection, ConnectionSource, unavailable
 from care_graph.db.row_security import see_as_viewer
+from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.lru import Lru
 from care_graph.matching.cost import CostModel
 
@@ -274,6 +275,13 @@ class GraphQLService:
                 admitted.label.operation_name or "an operation",
                 type(error).__name__,
             )
+            if admitted.operation.operation is OperationType.MUTATION:
+                raise CareGraphError(
+                    ErrorCode.OUTCOME_UNKNOWN,
+                    "the database connection was lost while this mutation ran, so it may or may"
+                    " not have happened: send it again with the same idempotencyKey, which"
+                    " answers what was done and never does it twice, or read the record",
+                ) from None
             raise unavailable("the database connection was lost") from None
 
     async def _execute_compiled(
