@@ -31,6 +31,7 @@ from care_graph.api.inputs import (
     StaffFilter,
 )
 from care_graph.api.mutations import Mutation
+from care_graph.api.scalars import SCALARS
 from care_graph.api.subscriptions import Subscription
 from care_graph.api.types import (
     Appointment,
@@ -165,7 +166,7 @@ def build_schema() -> strawberry.Schema:
         query=Query,
         mutation=Mutation,
         subscription=Subscription,
-        config=StrawberryConfig(auto_camel_case=True),
+        config=StrawberryConfig(auto_camel_case=True, scalar_map=SCALARS),
     )
 
 
