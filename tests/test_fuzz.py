@@ -205,6 +205,10 @@ def cursor(sort_key: object, key: object) -> str:
     return base64.b64encode(orjson.dumps([sort_key, key])).decode()
 
 
+# introspection in a document sends it down the resolver path instead of the compiled one
+RESOLVER_PATH = "__schema { queryType { name } } "
+
+
 # ---------------------------------------------------------------------------------------------
 # What the fuzzer found: each defect's smallest request
 
@@ -249,3 +253,26 @@ def test_a_date_asyncpg_would_store_as_infinity_is_refused(app: App) -> None:
     ).json()
     assert body["errors"][0]["extensions"]["code"] == "GRAPHQL_VALIDATION_FAILED", body
     assert "0001-01-01" in body["errors"][0]["message"]
+
+
+def test_an_id_past_bigint_names_nothing_on_either_path(app: App) -> None:
+    """Referral:9223372036854775808 reached SQL as a bigint parameter, which asyncpg refuses:
+    BAD_USER_INPUT on the compiled path, where an id naming no row answers null; on the
+    resolver path, beside other ids in nodes(ids:), the transaction then committed while
+    another load still read on its connection: 503 (asyncpg: another operation is in
+    progress)."""
+    past = global_id("Referral", 2**63)
+    for prefix in ("", RESOLVER_PATH):
+        body = app.post(
+            {"query": f'{{ {prefix}node(id: "{past}") {{ id }} }}'}, bearer(Role.ADMIN, "a")
+        ).json()
+        assert body["data"]["node"] is None
+        assert "errors" not in body, body
+    ids_ = [global_id("Slot", 2**63), global_id("Referral", 1), global_id("Patient", 1)]
+    query = "{ " + RESOLVER_PATH + "nodes(ids: " + orjson.dumps(ids_).decode() + ") { id } }"
+    body = app.post({"query": query}, bearer(Role.ADMIN, "root-fuzz")).json()
+    assert body["data"]["nodes"] == [None, {"id": ids_[1]}, {"id": ids_[2]}]
+    # a cursor's key past bigint is as malformed as any other
+    query = f'{{ referrals(after: "{cursor("2026-12-01", 2**63)}") {{ nodes {{ id }} }} }}'
+    body = app.post({"query": query}, bearer(Role.ADMIN, "root-fuzz")).json()
+    assert body["errors"][0]["message"].startswith("invalid cursor"), body

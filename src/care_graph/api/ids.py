@@ -10,6 +10,9 @@ import orjson
 
 from care_graph.api.errors import ApiError, ApiErrorCode
 
+# keys are bigint: one past this names no row, and as a bind parameter asyncpg refuses it
+MAX_KEY = 2**63 - 1
+
 
 def encode_global_id(type_name: str, key: int) -> str:
     """The global ID of a row: base64 of ``Type:key``."""
@@ -17,10 +20,13 @@ def encode_global_id(type_name: str, key: int) -> str:
 
 
 def decode_global_id(global_id: str) -> tuple[str, int] | None:
-    """(type name, primary key) of a global ID, or None when it is not one of ours."""
+    """(type name, primary key) of a global ID, or None when it is not one of ours (its key
+    is not ASCII digits, or no bigint holds it)."""
     try:
         type_name, _, key = base64.b64decode(global_id, validate=True).decode().partition(":")
-        return (type_name, int(key)) if type_name and key.isdigit() else None
+        if not (type_name and key.isascii() and key.isdigit()) or int(key) > MAX_KEY:
+            return None
+        return type_name, int(key)
     except (binascii.Error, UnicodeDecodeError, ValueError):
         return None
 
@@ -35,7 +41,7 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
     """(sort key as text, id) of a keyset cursor; a malformed cursor is the client's error."""
     try:
         sort_key, key = orjson.loads(base64.b64decode(cursor, validate=True))
-        if isinstance(sort_key, str) and isinstance(key, int):
+        if isinstance(sort_key, str) and type(key) is int and -MAX_KEY - 1 <= key <= MAX_KEY:
             return sort_key, key
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
         pass
