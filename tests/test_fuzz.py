@@ -276,3 +276,17 @@ def test_an_id_past_bigint_names_nothing_on_either_path(app: App) -> None:
     query = f'{{ referrals(after: "{cursor("2026-12-01", 2**63)}") {{ nodes {{ id }} }} }}'
     body = app.post({"query": query}, bearer(Role.ADMIN, "root-fuzz")).json()
     assert body["errors"][0]["message"].startswith("invalid cursor"), body
+
+
+def test_one_failed_read_fails_the_reads_after_it_with_its_own_error(app: App) -> None:
+    """On the resolver path, a read refused for its argument (a latitude whose sine
+    underflows) aborts the request's transaction; the reads after it failed with "current
+    transaction is aborted", masked as INTERNAL_SERVER_ERROR."""
+    query = (
+        "{ "
+        + RESOLVER_PATH
+        + f'node(id: "{global_id("Site", 1)}") {{ ... on Site {{ distanceKm(latitude: 5e-324,'
+        f' longitude: 0) }} }} nodes(ids: ["{global_id("Patient", 1)}"]) {{ id }} }}'
+    )
+    body = app.post({"query": query}, bearer(Role.ADMIN, "root-fuzz")).json()
+    assert {error["extensions"]["code"] for error in body["errors"]} == {"BAD_USER_INPUT"}
