@@ -11,11 +11,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
 from care_graph.config import Limits, Settings
+from care_graph.logs import JsonFormatter, LogFormat
 from care_graph.testing import DatabaseFactory, asgi_client, bearer, live_server
 from tests.test_auth import WORLD
 
@@ -233,7 +235,13 @@ async def test_a_request_id_is_taken_or_made_sent_back_and_logged(
             "/graphql", json={"query": broken}, headers={"X-Request-ID": "trace-123.a"}
         )
     assert given.headers["x-request-id"] == "trace-123.a"
-    assert any("trace-123.a" in record.getMessage() for record in caplog.records)
+    [refusal] = [record for record in caplog.records if "trace-123.a" in record.getMessage()]
+    line = orjson.loads(JsonFormatter().format(refusal))  # as production writes it
+    assert line["request_id"] == "trace-123.a"
+    assert "operation" not in line  # it did not parse, so its name is not known
+    assert line["code"] == "GRAPHQL_PARSE_FAILED"
+    assert line["level"] == "info"
+    assert "fragment" not in line["message"]  # never the document
     unsafe = await clerk.post(
         "/graphql", json={"query": "{ __typename }"}, headers={"X-Request-ID": "a b\\"}
     )
@@ -242,3 +250,22 @@ async def test_a_request_id_is_taken_or_made_sent_back_and_logged(
     assert len(made) == 16
     fresh = await clerk.post("/graphql", json={"query": "{ __typename }"})
     assert fresh.headers["x-request-id"] not in (made, "trace-123.a")
+
+
+def test_production_writes_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARE_GRAPH_ENV", "production")
+    monkeypatch.setenv("CARE_GRAPH_JWT_SECRET", "x" * 32)
+    assert Settings.from_environment().log_format is LogFormat.JSON
+    record = logging.LogRecord(
+        "care_graph.api", logging.ERROR, __file__, 1, "boom %s", ("x",), None
+    )
+    try:
+        raise RuntimeError("inner")
+    except RuntimeError:
+        import sys
+
+        record.exc_info = sys.exc_info()
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line["message"] == "boom x"
+    assert "RuntimeError: inner" in line["traceback"]
+    assert set(line) == {"time", "level", "logger", "message", "traceback"}

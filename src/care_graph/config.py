@@ -11,6 +11,7 @@ from typing import TypeVar
 import platformdirs
 
 from care_graph.auth import Role
+from care_graph.logs import LogFormat
 from care_graph.matching.cost import CostModel
 
 E = TypeVar("E", bound=StrEnum)
@@ -88,6 +89,7 @@ class Settings:
     limits: Limits = field(default_factory=Limits)
     rate_store: RateStore = RateStore.MEMORY  # where request counts are kept
     documents: DocumentPolicy = DocumentPolicy.ANY  # production's default is TRUSTED
+    log_format: LogFormat = LogFormat.TEXT  # production's default is JSON
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -112,6 +114,11 @@ class Settings:
                 "CARE_GRAPH_DOCUMENTS",
                 DocumentPolicy,
                 DocumentPolicy.ANY if development else DocumentPolicy.TRUSTED,
+            ),
+            log_format=_enum_from_env(
+                "CARE_GRAPH_LOG_FORMAT",
+                LogFormat,
+                LogFormat.TEXT if development else LogFormat.JSON,
             ),
         )
 

@@ -91,7 +91,7 @@ def client_error(error: GraphQLError, label: RequestLabel | None = None) -> dict
     shown = extensions if isinstance(error, ApiError) else {}
     formatted["extensions"] = {**shown, "code": code}
     if code != ApiErrorCode.INTERNAL:
-        logger.info("%s in %s", code, _describe(label))
+        logger.info("%s in %s", code, _describe(label), extra=_fields(label, code))
     return formatted
 
 
@@ -100,9 +100,21 @@ def _masked(original: Exception, label: RequestLabel | None) -> GraphQLError:
         return ApiError(ApiErrorCode.QUERY_TIMEOUT, "the query took too long and was cancelled")
     if isinstance(original, asyncpg.DataError):
         return ApiError(ApiErrorCode.BAD_USER_INPUT, "an argument value is not valid")
-    logger.error("internal error in %s", _describe(label), exc_info=original)
+    logger.error(
+        "internal error in %s",
+        _describe(label),
+        exc_info=original,
+        extra=_fields(label, ApiErrorCode.INTERNAL),
+    )
     request = {"requestId": label.request_id} if label is not None else {}
     return ApiError(ApiErrorCode.INTERNAL, "internal error", extensions=request)
+
+
+def _fields(label: RequestLabel | None, code: str) -> dict[str, Any]:
+    """A log line's fields (care_graph/logs.py): the request's id and operation, the code."""
+    if label is None:
+        return {"code": str(code)}
+    return {"request_id": label.request_id, "operation": label.operation_name, "code": str(code)}
 
 
 def _describe(label: RequestLabel | None) -> str:
