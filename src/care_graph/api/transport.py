@@ -45,11 +45,13 @@ def head_bytes(limits: Limits) -> int:
 
 
 def uvicorn_options(limits: Limits) -> dict[str, Any]:
-    """The ``uvicorn.Config`` options that bound a request head before the app sees it."""
+    """The ``uvicorn.Config`` options that bound a request head, and a WebSocket message,
+    before the app sees them (a message over the limit closes the socket with 1009)."""
     bounded = importlib.util.find_spec("httptools") is not None
     return {
         "http": f"{__name__}:BoundedHttpToolsProtocol" if bounded else "h11",
         "h11_max_incomplete_event_size": head_bytes(limits),
+        "ws_max_size": limits.max_message_bytes,
     }
 
 
