@@ -258,3 +258,24 @@ async def test_clinic_staff_refer_anyone_and_hear_of_duplicates(
         refused = await ask(client, CREATE_PATIENT, headers, i=duplicate)
         assert refused["errors"][0]["extensions"] == {"code": "ALREADY_EXISTS"}
         assert refused["errors"][0]["message"] == "a patient with this NHS number is registered"
+
+
+@pytest.mark.parametrize(
+    "bad_input",
+    [{"toService": "NOPE"}, {"fromService": "NOPE"}, {"requiredSkill": "NOPE"}],
+    ids=["to-service", "from-service", "skill"],
+)
+async def test_bad_input_is_refused_alike_for_a_right_and_a_wrong_birthday(
+    client: httpx.AsyncClient, bad_input: dict[str, str]
+) -> None:
+    """Review finding: the match ran before the input checks, so a referral with an unknown
+    service answered NOT_FOUND for a wrong date of birth and INVALID_ARGUMENT for the right
+    one, and wrote nothing either way: an unaudited oracle of birthdays."""
+    right = {"nhsNumber": OTHERS_NUMBER, "dateOfBirth": OTHERS_BIRTH}
+    wrong = {"nhsNumber": OTHERS_NUMBER, "dateOfBirth": "1981-02-12"}
+    answers = [
+        await ask(client, FINDING, REFERRER, i={**REFERRAL, **bad_input, "patient": patient})
+        for patient in (right, wrong)
+    ]
+    assert answers[0] == answers[1]
+    assert answers[0]["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT"

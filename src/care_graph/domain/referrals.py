@@ -68,11 +68,13 @@ async def create_referral(
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "maximum travel must be positive")
     now = datetime.now().astimezone()
     async with connection.transaction():
-        patient_id = await may_refer(connection, actor, patient)
+        # every check of the input first: no refusal may depend on whether the patient named
+        # is found, or a wrong date of birth would answer differently from a right one
         to_id = await _service(connection, to_service)
         from_id = await _service(connection, from_service) if from_service else None
         if constraints.required_skill is not None:
             await _check_skill(connection, constraints.required_skill)
+        patient_id = await may_refer(connection, actor, patient)
         referral_id = await _insert_referral(
             connection,
             {
