@@ -140,3 +140,46 @@ async def test_the_audit_trail_is_append_only_for_the_api(
         )
         with pytest.raises(asyncpg.InsufficientPrivilegeError):
             await connection.execute(statement)
+
+
+@pytest.fixture(scope="module")
+def world_db_url(databases: DatabaseFactory) -> str:
+    from tests.test_auth import WORLD
+
+    return databases.create(sql=WORLD)
+
+
+async def test_a_failed_read_does_not_undo_the_audit_of_the_reads_before_it(
+    world_db_url: str,
+) -> None:
+    """Review finding: on the resolver path one read PostgreSQL refused aborted the request's
+    transaction, so its COMMIT rolled back the READ audit events of the patient records
+    already returned. Each read is now a savepoint."""
+    from care_graph.api.ids import encode_global_id
+    from care_graph.auth import Role
+    from care_graph.testing import bearer
+
+    query = (
+        '{ __type(name: "Query") { name }'  # introspection: the resolver path
+        f' a: node(id: "{encode_global_id("Patient", 1)}") {{ ... on Patient {{ nhsNumber }} }}'
+        f' s: node(id: "{encode_global_id("Site", 1)}") {{ ... on Site'
+        " { distanceKm(latitude: 5e-324, longitude: 0) } } }"
+    )
+
+    async def audited_reads() -> int:
+        connection = await asyncpg.connect(world_db_url)
+        try:
+            count: int = await connection.fetchval(
+                "SELECT count(*) FROM audit_events WHERE operation = 'READ'"
+                " AND record_type = 'patient' AND record_id = 1"
+            )
+            return count
+        finally:
+            await connection.close()
+
+    before = await audited_reads()
+    async with asgi_client(world_db_url, headers=bearer(Role.ADMIN, "root")) as client:
+        body = (await client.post("/graphql", json={"query": query})).json()
+    assert body["data"]["a"]["nhsNumber"]
+    assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    assert await audited_reads() == before + 1

@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import orjson
 import strawberry
 from strawberry.dataloader import DataLoader
@@ -70,26 +69,19 @@ class Loaders:
         self.request = RequestValues({}, viewer)
         self._loaders: dict[Any, DataLoader[Any, Any]] = {}
         self._lock = asyncio.Lock()  # loaders of one request share one connection
-        self._failed: asyncpg.PostgresError | None = None  # the read that ended the transaction
 
     async def _fetch(self, sql: str, *values: Any) -> list[Any]:
         """Rows for the client, under the database's row security for this viewer as well as
         our own filters (the request's transaction is open; domain services see every row).
 
-        A failed read ends the request's transaction (PostgreSQL aborts it): every read after
-        it fails with the same error, not with "current transaction is aborted" (which would
-        be masked as an internal error), and none touches the connection again."""
+        Each read is a savepoint of the request's transaction: a read PostgreSQL refuses (an
+        argument it cannot take, a statement timeout) undoes only itself, so the reads after
+        it still work and the audit events of the reads before it still commit."""
         viewer = self.viewer
-        async with self._lock:
-            if self._failed is not None:
-                raise self._failed
-            try:
-                await see_as_viewer(self.connection, viewer.role, viewer.subject, viewer.patient_id)
-                rows = list(await self.connection.fetch(sql, *values))
-                await see_all_rows(self.connection)
-            except asyncpg.PostgresError as error:
-                self._failed = error
-                raise
+        async with self._lock, self.connection.transaction():
+            await see_as_viewer(self.connection, viewer.role, viewer.subject, viewer.patient_id)
+            rows = list(await self.connection.fetch(sql, *values))
+            await see_all_rows(self.connection)
             return rows
 
     def _loader(
