@@ -269,3 +269,24 @@ def test_production_writes_json_lines(monkeypatch: pytest.MonkeyPatch) -> None:
     assert line["message"] == "boom x"
     assert "RuntimeError: inner" in line["traceback"]
     assert set(line) == {"time", "level", "logger", "message", "traceback"}
+
+
+@pytest.mark.parametrize(
+    "shape",
+    [
+        "a{n}: slots(first: 0, filter: {{near: {{latitude: 51.5, longitude: -0.1,"
+        " radiusKm: 20000}}}}) {{ totalCount }}",
+        "a{n}: slots(first: 0) {{ ...Counted }}",
+        "a{n}: slots(first: 0) {{ ... on SlotConnection {{ totalCount }} }}",
+    ],
+    ids=["direct", "through-a-fragment", "inline"],
+)
+async def test_counting_a_table_costs_what_it_scans(world_url: str, shape: str) -> None:
+    """Review finding: totalCount cost nothing and first: 0 multiplied by zero, so 50 aliased
+    counts over every slot, each a full scan, cost 0 for a patient."""
+    fragment = " fragment Counted on SlotConnection { totalCount }" if "Counted" in shape else ""
+    query = "{ " + " ".join(shape.format(n=n) for n in range(40)) + " }" + fragment
+    async with asgi_client(world_url, headers=bearer(Role.PATIENT, "patient-1", 1)) as patient:
+        body = await answer(patient, query)
+    assert only_code(body) == "QUERY_TOO_COMPLEX"
+    assert body["errors"][0]["extensions"]["cost"] >= 40 * 200

@@ -125,6 +125,10 @@ def _count_aliases(document: DocumentNode) -> int:
 
 # what a page costs when the document names no size (lists.DEFAULT_PAGE_SIZE, kept in step)
 _UNSIZED_PAGE = 20
+# a totalCount counts every row its filter matches: at the root, as many as two full pages;
+# nested (a patient's referrals), a default page's worth
+_ROOT_COUNT_COST = 200
+_NESTED_COUNT_COST = 20
 # an introspection root answers the whole schema (a few hundred types and fields)
 _INTROSPECTION_COST = {"__schema": 500, "__type": 10}
 
@@ -191,6 +195,29 @@ class _CostWalk:
             if isinstance(definition, FragmentDefinitionNode)
         }
         self.fragment_costs: dict[str, int] = {}
+        self.fragment_counts: dict[str, bool] = {}
+
+    def _counts(self, selection_set: SelectionSetNode) -> bool:
+        """Whether the selection asks for totalCount, directly or through its fragments (each
+        fragment looked into once)."""
+        for selection in selection_set.selections:
+            if isinstance(selection, FieldNode):
+                if selection.name.value == "totalCount":
+                    return True
+            elif isinstance(selection, InlineFragmentNode):
+                if self._counts(selection.selection_set):
+                    return True
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name not in self.fragment_counts:
+                    self.fragment_counts[name] = False  # a cycle, refused by validation anyway
+                    fragment = self.fragments.get(name)
+                    self.fragment_counts[name] = fragment is not None and self._counts(
+                        fragment.selection_set
+                    )
+                if self.fragment_counts[name]:
+                    return True
+        return False
 
     def selection_cost(self, parent: GraphQLNamedType, selection_set: SelectionSetNode) -> int:
         total = 0
@@ -239,7 +266,12 @@ class _CostWalk:
             rows = self._page_size(arguments)
         if parent.name.endswith(("Connection", "Edge")):
             return below  # edges, node, nodes: the page's rows, counted by its field
-        return rows * (1 + below)
+        counted = 0
+        if inner.name.endswith("Connection") and self._counts(node.selection_set):
+            # a count reads every row its filter matches, however small the page: a list at
+            # the root may match a table, a nested one only its parent's rows
+            counted = _ROOT_COUNT_COST if parent is self.schema.query_type else _NESTED_COUNT_COST
+        return counted + max(rows, 1) * (1 + below)  # a page of none still searches for it
 
     def _page_size(self, arguments: dict[str, ValueNode]) -> int:
         for name in ("first", "last"):
