@@ -17,7 +17,7 @@ import pytest
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
 from care_graph.config import Limits, Settings
-from care_graph.logs import JsonFormatter, LogFormat
+from care_graph.logs import JsonFormatter, LogFormat, WithoutQueryStrings, uvicorn_log_config
 from care_graph.testing import DatabaseFactory, asgi_client, bearer, live_server
 from tests.test_auth import WORLD
 
@@ -290,3 +290,24 @@ async def test_counting_a_table_costs_what_it_scans(world_url: str, shape: str) 
         body = await answer(patient, query)
     assert only_code(body) == "QUERY_TOO_COMPLEX"
     assert body["errors"][0]["extensions"]["cost"] >= 40 * 200
+
+
+def test_access_lines_never_carry_a_query_string() -> None:
+    """Review finding: uvicorn's access line held a GET's document and variables, NHS number
+    and all. The filter is on the access handler in both log formats."""
+    secret = '/graphql?query={ patients(filter: {nhsNumber: "4010232137"}) { nodes { id } } }'
+    for log_format in LogFormat:
+        config = uvicorn_log_config(log_format)
+        handler = "access" if log_format is LogFormat.TEXT else "json"
+        assert config["handlers"][handler]["filters"] == ["without_query"]
+    record = logging.LogRecord(
+        "uvicorn.access",
+        logging.INFO,
+        __file__,
+        1,
+        '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", "GET", secret, "1.1", 200),
+        None,
+    )
+    assert WithoutQueryStrings().filter(record)
+    assert record.getMessage() == '127.0.0.1:5000 - "GET /graphql HTTP/1.1" 200'

@@ -136,7 +136,6 @@ def cli() -> None:
 def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) -> None:
     """Serve the API; migrate first, and load demo data into an empty database."""
     import uvicorn
-    from uvicorn.config import LOGGING_CONFIG
 
     from care_graph.api.transport import uvicorn_options
     from care_graph.logs import uvicorn_log_config
@@ -171,7 +170,7 @@ def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) 
                 port=port,
                 workers=workers,
                 log_level="info",
-                log_config=uvicorn_log_config(settings.log_format) or LOGGING_CONFIG,
+                log_config=uvicorn_log_config(settings.log_format),
                 **uvicorn_options(settings.limits),  # request heads bounded (api/transport.py)
             )
     click.echo("care_graph stopped", err=True)

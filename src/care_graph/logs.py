@@ -5,6 +5,7 @@ variables or data (api/errors.py decides what is said)."""
 
 from __future__ import annotations
 
+import copy
 import logging
 import traceback
 from datetime import UTC, datetime
@@ -12,6 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 import orjson
+from uvicorn.config import LOGGING_CONFIG
 
 # the fields a log call may add with extra=..., and nothing else
 FIELDS = ("request_id", "operation", "code")
@@ -45,18 +47,35 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
-def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any] | None:
-    """uvicorn's logging configuration for this format (None: uvicorn's own, for text), with
-    care_graph's loggers at INFO on the same handler."""
+class WithoutQueryStrings(logging.Filter):
+    """Drops the query string from uvicorn's access lines: a GET carries its GraphQL document
+    and variables there, and those may hold patient details."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Keep the record, with its path cut at ``?``."""
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 5 and isinstance(args[2], str):
+            record.args = (args[0], args[1], args[2].split("?", 1)[0], args[3], args[4])
+        return True
+
+
+def uvicorn_log_config(log_format: LogFormat) -> dict[str, Any]:
+    """uvicorn's logging configuration for this format: its own lines for text, JSON lines
+    with care_graph's loggers at INFO for json; access lines never carry a query string."""
+    access_filter = {"without_query": {"()": "care_graph.logs.WithoutQueryStrings"}}
     if log_format is LogFormat.TEXT:
-        return None
+        config = copy.deepcopy(LOGGING_CONFIG)
+        config["filters"] = access_filter
+        config["handlers"]["access"]["filters"] = ["without_query"]
+        return config
     handler = {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stderr"}
     loggers = ("uvicorn", "uvicorn.error", "uvicorn.access", "care_graph")
     return {
         "version": 1,
         "disable_existing_loggers": False,
+        "filters": access_filter,
         "formatters": {"json": {"()": "care_graph.logs.JsonFormatter"}},
-        "handlers": {"json": handler},
+        "handlers": {"json": {**handler, "filters": ["without_query"]}},
         "loggers": {
             name: {"handlers": ["json"], "level": "INFO", "propagate": False} for name in loggers
         },
