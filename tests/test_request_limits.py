@@ -311,3 +311,34 @@ def test_access_lines_never_carry_a_query_string() -> None:
     )
     assert WithoutQueryStrings().filter(record)
     assert record.getMessage() == '127.0.0.1:5000 - "GET /graphql HTTP/1.1" 200'
+
+
+async def test_a_list_inside_an_input_object_is_held_to_the_same_limit(
+    clerk: httpx.AsyncClient,
+) -> None:
+    """Review finding: only lists given straight to a field were counted, so 5,000
+    preferredSiteIds inside createReferral's input passed."""
+    limit = Limits().max_ids
+    sites = [encode_global_id("Site", 1)] * (limit + 1)
+    refer = (
+        """mutation($i: CreateReferralInput!) { createReferral(input: $i) { referral { id } } }"""
+    )
+    referral = {
+        "patientId": encode_global_id("Patient", 1),
+        "toService": "CARDIOLOGY",
+        "priority": "ROUTINE",
+        "referrerName": "Dr A Smith",
+        "referrerKind": "GP",
+        "preferredSiteIds": sites,
+    }
+    body = await answer(clerk, refer, {"i": referral})
+    assert only_code(body) == "INPUT_TOO_LARGE"
+    assert f"holds {limit + 1} items" in body["errors"][0]["message"]
+    literal = refer.replace("$i: CreateReferralInput!", "").replace(
+        "input: $i",
+        'input: {patientId: "x", toService: "C", priority: ROUTINE, referrerName: "n",'
+        " referrerKind: GP, preferredSiteIds: [" + ", ".join(f'"{s}"' for s in sites) + "]}",
+    )
+    assert only_code(await answer(clerk, literal.replace("mutation()", "mutation"))) == (
+        "INPUT_TOO_LARGE"
+    )

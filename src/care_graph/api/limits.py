@@ -20,6 +20,7 @@ from graphql import (
     InlineFragmentNode,
     IntValueNode,
     ListValueNode,
+    ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
     ValueNode,
@@ -166,6 +167,15 @@ def check_cost(
     )
 
 
+def _longest_in(value: Any) -> int:
+    """The most items of any list in a coerced variable's value."""
+    if isinstance(value, list):
+        return max([len(value), *(_longest_in(item) for item in value)])
+    if isinstance(value, dict):
+        return max([0, *(_longest_in(item) for item in value.values())])
+    return 0
+
+
 class _ListTooLong(Exception):
     def __init__(self, field: str, argument: str, length: int) -> None:
         super().__init__(field, argument, length)
@@ -250,18 +260,19 @@ class _CostWalk:
             if isinstance(parent, GraphQLObjectType | GraphQLInterfaceType)
             else None
         )
+        arguments = {argument.name.value: argument.value for argument in node.arguments or ()}
+        rows = 1
+        for argument, value in arguments.items():
+            longest = self._longest_list(value)  # anywhere in it, input objects included
+            if longest > self.max_list:
+                raise _ListTooLong(f"{parent.name}.{name}", argument, longest)
+            length = self._list_length(value)
+            if length is not None:
+                rows = max(rows, length)
         if definition is None or node.selection_set is None:
             return 0  # a scalar, an enum or __typename: read with its row
         inner = get_named_type(definition.type)
         below = self.selection_cost(inner, node.selection_set)
-        arguments = {argument.name.value: argument.value for argument in node.arguments or ()}
-        rows = 1
-        for argument, value in arguments.items():
-            length = self._list_length(value)
-            if length is not None:
-                if length > self.max_list:
-                    raise _ListTooLong(f"{parent.name}.{name}", argument, length)
-                rows = max(rows, length)
         if "first" in definition.args or "last" in definition.args:
             rows = self._page_size(arguments)
         if parent.name.endswith(("Connection", "Edge")):
@@ -283,12 +294,24 @@ class _CostWalk:
     def _list_length(self, node: ValueNode) -> int | None:
         if isinstance(node, ListValueNode):
             return len(node.values)
-        value = self._value(node)
-        return len(value) if isinstance(value, list) else None
+        if isinstance(node, VariableNode):
+            value = self.variables.get(node.name.value)
+            return len(value) if isinstance(value, list) else None
+        return None
+
+    def _longest_list(self, node: ValueNode) -> int:
+        """The most items of any list in an argument's value, nested ones included."""
+        if isinstance(node, ListValueNode):
+            return max([len(node.values), *(self._longest_list(item) for item in node.values)])
+        if isinstance(node, ObjectValueNode):
+            return max([0, *(self._longest_list(field.value) for field in node.fields)])
+        if isinstance(node, VariableNode):
+            return _longest_in(self.variables.get(node.name.value))
+        return 0
 
     def _value(self, node: ValueNode | None) -> Any:
         if isinstance(node, VariableNode):
             return self.variables.get(node.name.value)
-        if isinstance(node, IntValueNode):
+        if isinstance(node, IntValueNode) and len(node.value) <= 12:  # first/last: an Int
             return int(node.value)
         return None
