@@ -43,11 +43,16 @@ def check_sizes(query: str, variables: Any, limits: Limits) -> ApiError | None:
             ApiErrorCode.INPUT_TOO_LARGE,
             f"the document is over {limits.max_document_bytes} bytes",
         )
-    if variables and len(orjson.dumps(variables)) > limits.max_variables_bytes:
-        return ApiError(
-            ApiErrorCode.INPUT_TOO_LARGE,
-            f"the variables are over {limits.max_variables_bytes} bytes of JSON",
-        )
+    if variables:
+        try:
+            size = len(orjson.dumps(variables))
+        except TypeError:  # orjson writes at most 254 levels of nesting; no input type has more
+            return ApiError(ApiErrorCode.INPUT_TOO_LARGE, "the variables nest too deep")
+        if size > limits.max_variables_bytes:
+            return ApiError(
+                ApiErrorCode.INPUT_TOO_LARGE,
+                f"the variables are over {limits.max_variables_bytes} bytes of JSON",
+            )
     return None
 
 
