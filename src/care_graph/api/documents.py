@@ -16,7 +16,7 @@ from typing import Any
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.config import DocumentPolicy
 from care_graph.db import documents_store
-from care_graph.db.pool import ConnectionSource
+from care_graph.db.pool import CONNECTION_FAULTS, ConnectionSource, unavailable
 from care_graph.lru import Lru
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -74,8 +74,11 @@ class Documents:
         known = self._known.get(digest)
         if known is not None or not self._trusted_only or self.pool is None:
             return known
-        async with self.pool.acquire() as connection:
-            found = await documents_store.find_document(connection, digest)
+        try:
+            async with self.pool.acquire() as connection:
+                found = await documents_store.find_document(connection, digest)
+        except CONNECTION_FAULTS:
+            raise unavailable("the trusted documents cannot be read") from None
         if found is not None:
             self._known.put(digest, found)
         return found

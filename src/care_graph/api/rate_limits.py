@@ -14,7 +14,7 @@ from care_graph.api.errors import ApiError, ApiErrorCode, logger
 from care_graph.auth import Viewer
 from care_graph.config import Limits, RateStore
 from care_graph.db import rate_store
-from care_graph.db.pool import ConnectionSource
+from care_graph.db.pool import CONNECTION_FAULTS, ConnectionSource, unavailable
 
 MAX_BUCKETS = 100_000  # in the process; the longest idle are forgotten first
 
@@ -71,8 +71,13 @@ class RateLimiter:
 
     async def _take(self, key: str, bucket: Bucket) -> tuple[bool, float]:
         if self.store is RateStore.POSTGRES and self.pool is not None:
-            async with self.pool.acquire() as connection:
-                return await rate_store.take_token(connection, key, bucket.burst, bucket.per_second)
+            try:
+                async with self.pool.acquire() as connection:
+                    return await rate_store.take_token(
+                        connection, key, bucket.burst, bucket.per_second
+                    )
+            except CONNECTION_FAULTS:
+                raise unavailable("the rate limits cannot be read") from None
         return self._take_here(key, bucket, time.monotonic())
 
     def _take_here(self, key: str, bucket: Bucket, now: float) -> tuple[bool, float]:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -37,10 +38,12 @@ from care_graph.auth import TokenSettings, Unauthenticated, Viewer, verify
 from care_graph.config import Limits
 from care_graph.db.live import LiveEvents
 from care_graph.db.pool import ConnectionSource
+from care_graph.errors import CareGraphError
 
 PROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT_SECONDS = 10.0
 MAX_OPERATIONS = 20  # in flight on one socket at once
+_SAFE_ID = re.compile(r"[^A-Za-z0-9._:-]")  # what of a client's operation id a log line shows
 
 logger = logging.getLogger("care_graph.api")
 
@@ -167,7 +170,18 @@ class _Session:
         if self.initialised:
             raise _Close(4429, "Too many initialisation requests")
         self.initialised = True
-        self.viewer = self._authenticate(payload)
+        try:
+            self.viewer = self._authenticate(payload)
+        except _Close:
+            # a failed sign-in counts against the address, as an HTTP request without a good
+            # token does; past its limit the answer is 4429 rather than 4403
+            client = self.websocket.client
+            with contextlib.suppress(CareGraphError):
+                try:
+                    await self.endpoint.rate_limiter.check(None, client.host if client else None)
+                except RateLimited:
+                    raise _Close(4429, "Too many requests") from None
+            raise
         await self._send({"type": "connection_ack"})
         self.greeted.set()
 
@@ -220,13 +234,9 @@ class _Session:
             return
         try:
             await self.endpoint.rate_limiter.check(viewer, None)
-        except RateLimited as limited:
-            await self._error(operation_id, [limited])
-            return
-        try:
             document = await self.endpoint.documents.resolve(query, extensions)
-        except ApiError as error:
-            await self._error(operation_id, [error])
+        except (ApiError, CareGraphError) as error:  # RATE_LIMITED, SERVICE_UNAVAILABLE, …
+            await self._error(operation_id, [GraphQLError("refused", original_error=error)])
             return
         socket_id = request_id_of(self.websocket.scope) or "socket"
         admitted = self.endpoint.service.admit(
@@ -235,7 +245,7 @@ class _Session:
             operation_name,
             viewer,
             streaming=True,
-            request_id=f"{socket_id}/{operation_id[:32]}",
+            request_id=f"{socket_id}/{_SAFE_ID.sub('_', operation_id[:32])}",
         )
         if isinstance(admitted, Refused):
             await self._error(operation_id, admitted.errors)

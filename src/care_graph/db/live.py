@@ -71,8 +71,12 @@ class LiveEvents:
 
     async def _listen(self) -> None:
         connection = await connect(self._url)
-        for channel in CHANNELS:
-            await connection.add_listener(channel, self._deliver)
+        try:
+            for channel in CHANNELS:
+                await connection.add_listener(channel, self._deliver)
+        except BaseException:
+            connection.terminate()  # half set up: never leave it open
+            raise
         connection.add_termination_listener(self._lost)
         self._connection = connection
 
@@ -90,7 +94,8 @@ class LiveEvents:
             attempt += 1
             try:
                 await self._listen()
-            except (CareGraphError, OSError, asyncpg.PostgresError):
+            except Exception:  # whatever went wrong, the listener must keep trying
+                logger.warning("opening the listening connection failed; trying again")
                 continue
             logger.info("listening again after %d attempts", attempt)
             self._reconnecting = None
