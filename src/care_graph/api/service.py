@@ -183,7 +183,7 @@ class GraphQLService:
         subscription (WebSocket can, HTTP cannot); ``writes`` False: a mutation is refused
         (GET), before its variables or cost are looked at; ``request_id``: the transport's
         (api/request_ids.py), or a fresh one."""
-        label = RequestLabel.new(operation_name, request_id)
+        label = RequestLabel.new(None, request_id)  # named from the document, never the request
         size_error = check_sizes(query, variables, self.limits)
         if size_error is not None:
             return Refused([size_error], label)
