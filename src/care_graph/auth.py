@@ -7,6 +7,7 @@ or ES256) in production. ``mint_token`` makes development tokens (``care-graph t
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -16,6 +17,8 @@ from pathlib import Path
 import jwt
 
 from care_graph.errors import CareGraphError, ErrorCode
+
+logger = logging.getLogger("care_graph.auth")
 
 DEVELOPMENT_SECRET = "care-graph-development-secret-not-for-production"
 
@@ -110,6 +113,19 @@ def verify(token: str, settings: TokenSettings) -> Viewer:
         )
     except (jwt.PyJWTError, ValueError) as error:
         raise Unauthenticated(str(error)) from error
+
+
+def viewer_of_header(header: str, settings: TokenSettings) -> Viewer | None:
+    """The caller an ``Authorization: Bearer <token>`` value proves, or None for any other
+    value (why is logged, never told): the one reading of the header, for every transport."""
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return None
+    try:
+        return verify(token.strip(), settings)
+    except Unauthenticated as error:
+        logger.info("refused a token: %s", error)
+        return None
 
 
 def mint_token(

@@ -22,11 +22,11 @@ from starlette.responses import Response
 
 from care_graph.api import graphiql
 from care_graph.api.documents import Documents
-from care_graph.api.errors import ApiError, ApiErrorCode, logger
+from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.api.rate_limits import RateLimited, RateLimiter
 from care_graph.api.request_ids import request_id_of
 from care_graph.api.service import GraphQLService, Refused, error_response
-from care_graph.auth import Role, Unauthenticated, Viewer, verify
+from care_graph.auth import Role, Viewer, viewer_of_header
 from care_graph.config import Limits, Settings
 from care_graph.db.pool import ConnectionSource
 from care_graph.errors import CareGraphError, ErrorCode
@@ -325,11 +325,4 @@ def authenticate(request: Request) -> Viewer | None:
         if settings.development and settings.anonymous_role:
             return Viewer("anonymous", Role(settings.anonymous_role))
         return None
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() != "bearer" or not token:
-        return None
-    try:
-        return verify(token.strip(), request.app.state.tokens)
-    except Unauthenticated as error:
-        logger.info("refused a token: %s", error)
-        return None
+    return viewer_of_header(header, request.app.state.tokens)

@@ -34,7 +34,7 @@ from care_graph.api.rate_limits import RateLimited, RateLimiter
 from care_graph.api.request_ids import request_id_of
 from care_graph.api.service import Admitted, GraphQLService, Refused
 from care_graph.api.subscriptions import LiveContext
-from care_graph.auth import TokenSettings, Unauthenticated, Viewer, verify
+from care_graph.auth import TokenSettings, Viewer, viewer_of_header
 from care_graph.config import Limits
 from care_graph.db.live import LiveEvents
 from care_graph.db.pool import ConnectionSource
@@ -192,14 +192,10 @@ class _Session:
             (value for key, value in params.items() if str(key).lower() == "authorization"),
             "",
         )
-        scheme, _, token = str(header).partition(" ")
-        if scheme.lower() != "bearer" or not token:
+        viewer = viewer_of_header(str(header), self.endpoint.tokens)
+        if viewer is None:
             raise _Close(4403, "Forbidden")
-        try:
-            return verify(token.strip(), self.endpoint.tokens)
-        except Unauthenticated as error:
-            logger.info("refused a token on a socket: %s", error)
-            raise _Close(4403, "Forbidden") from None
+        return viewer
 
     async def _subscribe(self, message: dict[str, Any]) -> None:
         viewer = self.viewer
