@@ -15,7 +15,7 @@ import pytest
 
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
-from care_graph.testing import DatabaseFactory, bearer, live_server
+from care_graph.testing import DatabaseFactory, bearer, fetch_one, live_server
 from tests.test_auth import WORLD
 
 BOOK = """mutation($r: ID!, $s: ID!) { bookAppointment(input: {referralId: $r, slotId: $s}) {
@@ -89,19 +89,16 @@ async def test_terminated_backends_are_answered_with_a_code_then_recovered(
     """Every connection of the API's pool is killed at the server; each request after gets
     an answer with a code (200, or 503 SERVICE_UNAVAILABLE), none a 500, and within a few
     requests the pool has replaced its connections."""
-    admin = await asyncpg.connect(world_url)
     clerk = bearer(Role.SCHEDULER, "clerk")
     answers: list[tuple[int, Any]] = []
     async with httpx.AsyncClient(base_url=f"http://{server}", headers=clerk, timeout=30) as client:
         assert (await client.post("/graphql", json=READ)).status_code == 200
-        try:
-            killed = await admin.fetchval(
-                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-                " WHERE application_name = 'care_graph' AND datname = current_database()"
-                " AND pid <> pg_backend_pid()"
-            )
-        finally:
-            await admin.close()
+        [killed] = await fetch_one(
+            world_url,
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE application_name = 'care_graph' AND datname = current_database()"
+            " AND pid <> pg_backend_pid()",
+        )
         assert killed >= 1
         for _ in range(6):
             response = await client.post("/graphql", json=READ)
@@ -158,11 +155,7 @@ async def test_a_mutation_that_lost_its_connection_says_so_and_its_retry_is_safe
         again = (await client.post("/graphql", json=book)).json()
     assert first["data"]["bookAppointment"]["appointment"]["status"] == "BOOKED"
     assert again == first
-    check = await asyncpg.connect(world_url)
-    try:
-        booked = await check.fetchval(
-            "SELECT count(*) FROM appointments WHERE slot_id = 4 AND status = 'booked'"
-        )
-    finally:
-        await check.close()
+    [booked] = await fetch_one(
+        world_url, "SELECT count(*) FROM appointments WHERE slot_id = 4 AND status = 'booked'"
+    )
     assert booked == 1

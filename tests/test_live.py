@@ -8,7 +8,6 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
@@ -16,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
-from care_graph.testing import DatabaseFactory, bearer, live_server
+from care_graph.testing import DatabaseFactory, bearer, fetch_one, live_server
 from tests.test_auth import WORLD
 
 BOOK = """mutation($r: ID!, $s: ID!) { bookAppointment(input: {referralId: $r, slotId: $s}) {
@@ -159,14 +158,11 @@ async def test_live_events_survive_a_killed_listener(server: str, world_url: str
     watcher = await open_subscription(
         server, bearer(Role.SCHEDULER, "watcher"), "subscription { appointmentChanged { status } }"
     )
-    admin = await asyncpg.connect(world_url)
-    try:
-        killed = await admin.fetchval(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
-        )
-    finally:
-        await admin.close()
+    [killed] = await fetch_one(
+        world_url,
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+        " WHERE datname = current_database() AND query LIKE 'LISTEN%'",
+    )
     assert killed == 1
     try:
         told = json.loads(await asyncio.wait_for(watcher.recv(), timeout=5))

@@ -36,7 +36,7 @@ from care_graph.matching.plan import (
     propose,
     propose_with_instance,
 )
-from care_graph.testing import DatabaseFactory, asgi_client, bearer
+from care_graph.testing import DatabaseFactory, asgi_client, bearer, fetch_one
 
 # Site 1 in Camden has two cardiology slots (in 3 and 5 days); site 2 in Manchester has one.
 # Referrals: 1 urgent and 2 routine-long-waiting near Camden; 3 routine, short wait, near
@@ -222,18 +222,15 @@ async def test_run_matching_through_graphql(databases_world_url: str) -> None:
         encode_global_id("Referral", 4): Unplaced.NO_CAPACITY,
     }
     # proposing read the homes of the five waiting patients: one audit event says whose
-    connection = await asyncpg.connect(databases_world_url)
-    try:
-        event = await connection.fetchrow(
-            "SELECT actor, actor_role, detail FROM audit_events"
-            " WHERE operation = 'READ' AND detail->>'purpose' = 'matching'"
-            " ORDER BY id DESC LIMIT 1"
-        )
-    finally:
-        await connection.close()
+    event = await fetch_one(
+        databases_world_url,
+        "SELECT actor, actor_role, detail FROM audit_events"
+        " WHERE operation = 'READ' AND detail->>'purpose' = 'matching'"
+        " ORDER BY id DESC LIMIT 1",
+    )
     assert event is not None
     assert (event["actor"], event["actor_role"]) == ("tester", "scheduler")
-    detail = orjson.loads(event["detail"])
+    detail = event["detail"]  # jsonb, decoded by the connection
     assert sorted(detail["referrals"]) == [1, 2, 3, 4, 5]
     assert detail["plan"] == plan["planKey"]
     async with asgi_client(databases_world_url, headers=bearer(Role.PATIENT, "p", 1)) as client:

@@ -16,7 +16,7 @@ import pytest
 
 from care_graph.db.pool import create_pool
 from care_graph.db.row_security import APP_ROLE, SESSION_SETTINGS, see_as_viewer
-from care_graph.testing import DatabaseFactory, asgi_client
+from care_graph.testing import DatabaseFactory, asgi_client, fetch_one
 from tests.test_read_oracle import (
     test_lists_agree_with_the_oracle,
     test_lookups_by_id_hide_what_the_caller_may_not_see,
@@ -167,15 +167,12 @@ async def test_a_failed_read_does_not_undo_the_audit_of_the_reads_before_it(
     )
 
     async def audited_reads() -> int:
-        connection = await asyncpg.connect(world_db_url)
-        try:
-            count: int = await connection.fetchval(
-                "SELECT count(*) FROM audit_events WHERE operation = 'READ'"
-                " AND record_type = 'patient' AND record_id = 1"
-            )
-            return count
-        finally:
-            await connection.close()
+        [count] = await fetch_one(
+            world_db_url,
+            "SELECT count(*) FROM audit_events WHERE operation = 'READ'"
+            " AND record_type = 'patient' AND record_id = 1",
+        )
+        return int(count)
 
     before = await audited_reads()
     async with asgi_client(world_db_url, headers=bearer(Role.ADMIN, "root")) as client:

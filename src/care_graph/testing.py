@@ -112,6 +112,16 @@ async def _prepare(url: str, scale: Scale | None, anchor: date, sql: str | None)
         await connection.close()
 
 
+async def fetch_one(url: str, sql: str, *args: Any) -> Any:
+    """The first row of one statement, on a connection of its own to ``url`` (a test's look
+    at the database beside the app): a record, or None."""
+    connection = await connect(url)
+    try:
+        return await connection.fetchrow(sql, *args)
+    finally:
+        await connection.close()
+
+
 def bearer(
     role: Role = Role.SCHEDULER,
     subject: str = "tester",

@@ -13,7 +13,7 @@ import strawberry
 
 from care_graph.api.enums import AppointmentStatus, SlotStatus
 from care_graph.api.ids import encode_global_id
-from care_graph.auth import Role, TokenSettings, Viewer
+from care_graph.auth import Role, Viewer
 from care_graph.db.live import APPOINTMENTS, OFFERS, SLOTS, LiveEvents
 
 
@@ -23,7 +23,6 @@ class LiveContext:
     at connect, api/websocket.py)."""
 
     live: LiveEvents
-    tokens: TokenSettings
     viewer: Viewer
 
 

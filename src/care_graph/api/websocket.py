@@ -270,7 +270,7 @@ class _Session:
 
     async def _stream(self, admitted: Admitted, viewer: Viewer) -> AsyncIterator[dict[str, Any]]:
         """The events of a subscription, each shaped as a GraphQL response."""
-        context = LiveContext(self.endpoint.live, self.endpoint.tokens, viewer)
+        context = LiveContext(self.endpoint.live, viewer)
         stream = await _as_awaitable(
             subscribe(
                 self.endpoint.service.graphql_schema,
