@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -12,6 +13,8 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from care_graph.errors import CareGraphError, ErrorCode
+
+logger = logging.getLogger(__name__)
 
 # What the data-access functions take: a plain connection or one borrowed from a pool.
 Connection: TypeAlias = "asyncpg.Connection[Any] | PoolConnectionProxy[Any]"
@@ -63,7 +66,12 @@ class BoundedPool:
         try:
             yield connection
         finally:
-            await self.pool.release(connection)
+            try:
+                await self.pool.release(connection)
+            except CONNECTION_FAULTS:
+                # the reset after the work failed, so asyncpg has dropped this connection;
+                # what the work did (or the error it raised) stands, and is what is answered
+                logger.info("a connection was lost on its way back to the pool")
 
     async def close(self) -> None:
         """Close every connection."""
