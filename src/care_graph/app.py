@@ -39,6 +39,7 @@ from care_graph.db.rate_store import forget_idle_buckets
 from care_graph.db.row_security import SESSION_SETTINGS
 from care_graph.domain.offers import SWEEP_BATCH, sweep_lapsed_holds
 from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.observability import metrics
 
 logger = logging.getLogger(__name__)
 READY_TIMEOUT_S = 2.0
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             session=SESSION_SETTINGS,  # the API's own role, under row-level security
         )
         app.state.pool = BoundedPool(pool, config.pool_acquire_timeout_s)
+        metrics.POOL.pool = pool  # connections in use, read at scrape time
         rate_limiter.pool = documents.pool = app.state.pool
         await live.start(config.database_url or "")
         sweeper = (
@@ -158,6 +160,8 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
         ),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
+        # bounded labels only, never patient data (docs/observability.md)
+        Route("/metrics", metrics.metrics),
     ]
     if config.development:
         routes.append(Route("/graphiql/assets/{name}", graphiql.asset))

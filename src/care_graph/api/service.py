@@ -38,6 +38,7 @@ from care_graph.db.row_security import see_as_viewer
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.lru import Lru
 from care_graph.matching.cost import CostModel
+from care_graph.observability import metrics
 
 
 @dataclass(slots=True)
@@ -258,6 +259,20 @@ class GraphQLService:
         return Answer(await self.run(database, admitted, viewer), refused=False)
 
     async def run(self, database: ConnectionSource, admitted: Admitted, viewer: Viewer) -> bytes:
+        """The response body of an admitted operation, counted by name and outcome code
+        (observability/metrics.py)."""
+        started, kind = metrics.now(), admitted.operation.operation.value
+        try:
+            body = await self._run(database, admitted, viewer)
+        except CareGraphError as error:
+            metrics.observe_request(kind, admitted.label.operation_name, error.code, started)
+            raise
+        metrics.observe_request(
+            kind, admitted.label.operation_name, metrics.outcome_of(body), started
+        )
+        return body
+
+    async def _run(self, database: ConnectionSource, admitted: Admitted, viewer: Viewer) -> bytes:
         """The response body of an admitted query or mutation: the compiled path when the
         compiler covers it, the resolver path otherwise. A lost or busy database raises
         SERVICE_UNAVAILABLE (CareGraphError) for the transport to answer as it does."""

@@ -13,6 +13,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.observability.metrics import waiting_for_connection
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class BoundedPool:
     async def acquire(self) -> AsyncIterator[Connection]:
         """Borrow a connection, waiting at most ``timeout`` seconds for one."""
         try:
-            connection = await self.pool.acquire(timeout=self.timeout)
+            with waiting_for_connection():  # care_graph_pool_waiting
+                connection = await self.pool.acquire(timeout=self.timeout)
         except TimeoutError:
             raise unavailable("every database connection is busy") from None
         except CONNECTION_FAULTS:

@@ -1,0 +1,1 @@
+"""Metrics for Prometheus (metrics.py); see docs/observability.md."""
