@@ -10,6 +10,21 @@ from prometheus_client.parser import text_string_to_metric_families
 from care_graph.api.ids import encode_global_id
 from care_graph.testing import DatabaseFactory, asgi_client, bearer
 from tests.test_cut_connections import BOOK, pairs
+from tests.test_live import CANCEL
+
+FAMILIES = (
+    "care_graph_requests",
+    "care_graph_request_seconds",
+    "care_graph_pool_in_use",
+    "care_graph_pool_waiting",
+    "care_graph_statement_seconds",
+    "care_graph_bookings",
+    "care_graph_offers",
+    "care_graph_offers_lapsed",
+    "care_graph_matcher_solve_seconds",
+    "care_graph_live_subscriptions",
+    "care_graph_listener_connected",
+)
 
 
 def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -57,6 +72,11 @@ async def test_metrics_count_operations_by_name_and_code(url: str) -> None:
         refused = await client.post("/graphql", json={"query": BOOK, "variables": variables})
         [error] = refused.json()["errors"]
         code = error["extensions"]["code"]
+        appointment = booked.json()["data"]["bookAppointment"]["appointment"]["id"]
+        cancelled = await client.post(
+            "/graphql", json={"query": CANCEL, "variables": {"a": appointment}}
+        )
+        assert "errors" not in cancelled.json(), cancelled.text  # the freed slot is offered on
         scrape = await client.get("/metrics")
     assert scrape.status_code == 200
     after = samples(scrape.text)
@@ -69,8 +89,25 @@ async def test_metrics_count_operations_by_name_and_code(url: str) -> None:
             (("type", "mutation"), ("code", code)),
         ]
     }
-    assert list(delta.values()) == [1, 1, 1], delta
-    assert total(after, "care_graph_request_seconds_count", type="mutation") >= 2
+    assert list(delta.values()) == [1, 2, 1], delta  # booked and cancelled; refused
+    assert total(after, "care_graph_request_seconds_count", type="mutation") >= 3
+    families = {family.name for family in text_string_to_metric_families(scrape.text)}
+    assert set(FAMILIES) <= families, set(FAMILIES) - families
+    bookings = {
+        outcome: total(after, "care_graph_bookings_total", code=outcome)
+        - total(before, "care_graph_bookings_total", code=outcome)
+        for outcome in ("OK", code)
+    }
+    assert bookings == {"OK": 1, code: 1}
+    assert total(after, "care_graph_statement_seconds_count") > total(
+        before, "care_graph_statement_seconds_count"
+    )
+    solves = total(after, "care_graph_matcher_solve_seconds_count") - total(
+        before, "care_graph_matcher_solve_seconds_count"
+    )
+    assert solves == 1  # the cancelled slot was matched once
+    assert total(after, "care_graph_listener_connected") == 1
+    assert total(after, "care_graph_live_subscriptions") == 0
     assert total(after, "care_graph_pool_waiting") == 0
     assert total(after, "care_graph_pool_size") >= 1
     assert total(after, "care_graph_pool_in_use") == 0

@@ -123,7 +123,7 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             session=SESSION_SETTINGS,  # the API's own role, under row-level security
         )
         app.state.pool = BoundedPool(pool, config.pool_acquire_timeout_s)
-        metrics.POOL.pool = pool  # connections in use, read at scrape time
+        metrics.POOL.pool, metrics.LIVE.live = pool, live  # read at scrape time
         rate_limiter.pool = documents.pool = app.state.pool
         await live.start(config.database_url or "")
         sweeper = (

@@ -59,6 +59,10 @@ class LiveEvents:
             channel: set() for channel in CHANNELS
         }
 
+    def subscriber_count(self) -> int:
+        """Subscriptions open in this process (care_graph_live_subscriptions)."""
+        return sum(len(queues) for queues in self._subscribers.values())
+
     @property
     def listening(self) -> bool:
         """Whether the listening connection is open now."""

@@ -13,7 +13,7 @@ import orjson
 from asyncpg.pool import PoolConnectionProxy
 
 from care_graph.errors import CareGraphError, ErrorCode
-from care_graph.observability.metrics import waiting_for_connection
+from care_graph.observability.metrics import statement, waiting_for_connection
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +101,9 @@ def _server_settings(statement_timeout_ms: int) -> dict[str, str]:
 
 
 async def _init_connection(connection: asyncpg.Connection[Any]) -> None:
-    """Decode json/jsonb with orjson; care_graph never sends JSON through asyncpg's encoder."""
+    """Decode json/jsonb with orjson; care_graph never sends JSON through asyncpg's encoder.
+    Each statement's time is observed (care_graph_statement_seconds), never its arguments."""
+    connection.add_query_logger(statement)
     for json_type in ("json", "jsonb"):
         await connection.set_type_codec(
             json_type,

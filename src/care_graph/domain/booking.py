@@ -28,6 +28,7 @@ from care_graph.domain.statuses import (
 )
 from care_graph.domain.waiting_times import Priority, WaitingStandards
 from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.observability import metrics
 
 T = TypeVar("T")
 
@@ -196,7 +197,7 @@ async def book_appointment(
         referral, _ = await _locked_referral_and_slot(connection, referral_id, slot_id, actor)
         return await _book_locked(connection, actor, referral, slot_id, override, idempotency_key)
 
-    return await in_transaction(connection, book)
+    return await metrics.booking(in_transaction(connection, book))  # care_graph_bookings
 
 
 async def _book_locked(
@@ -264,7 +265,7 @@ async def accept_offer(
         actor.check_site(slot["site_id"])
         return await _book_locked(connection, actor, referral, slot_id, None, idempotency_key)
 
-    return await in_transaction(connection, accept)
+    return await metrics.booking(in_transaction(connection, accept))
 
 
 async def decline_offer(

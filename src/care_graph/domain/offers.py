@@ -22,6 +22,7 @@ from care_graph.domain.statuses import SlotStatus
 from care_graph.domain.waiting_times import Priority
 from care_graph.matcher import solve
 from care_graph.matching.cost import TIERS, CostModel
+from care_graph.observability import metrics
 
 OFFER_MINUTES = 30
 CANDIDATE_COLUMNS = (
@@ -75,13 +76,14 @@ async def offer_slots(
             [TIERS[Priority(priority)] for priority in column["priority"][first_edge].tolist()],
             dtype=np.int32,
         )
-        assignment, _ = solve(
-            indptr,
-            np.searchsorted(ordered_slots, column["slot_id"]).astype(np.int32),
-            np.sum(list(parts.values()), axis=0).astype(np.int64),
-            len(ordered_slots),
-            tiers,
-        )
+        with metrics.solving():
+            assignment, _ = solve(
+                indptr,
+                np.searchsorted(ordered_slots, column["slot_id"]).astype(np.int32),
+                np.sum(list(parts.values()), axis=0).astype(np.int64),
+                len(ordered_slots),
+                tiers,
+            )
         offered: dict[int, int] = {}
         for row, index in enumerate(assignment.tolist()):
             if index < 0:
@@ -101,6 +103,7 @@ async def offer_slots(
                 {"referral": referral_id},
             )
             offered[slot_id] = referral_id
+    metrics.OFFERS.inc(len(offered))
     return offered
 
 
@@ -144,4 +147,5 @@ async def sweep_lapsed_holds(
             excluded_referrals=sorted(set(lapsed.values())),
             model=model,
         )
+    metrics.LAPSED.inc(len(lapsed))
     return Swept(lapsed, offered)

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import asyncpg
 from prometheus_client import (
@@ -29,7 +29,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from care_graph.api.errors import ApiErrorCode
-from care_graph.errors import ErrorCode
+from care_graph.errors import CareGraphError, ErrorCode
 
 MAX_OPERATION_NAMES = 100
 OTHER = "other"
@@ -58,7 +58,26 @@ POOL_WAITING = Gauge(
     "Requests waiting for a database connection",
     registry=REGISTRY,
 )
+STATEMENTS = Histogram(
+    "care_graph_statement_seconds",
+    "Time PostgreSQL took to answer a statement on the server's pool",
+    registry=REGISTRY,
+)
+BOOKINGS = Counter(
+    "care_graph_bookings",
+    "Bookings attempted (booked directly or an offer accepted), by outcome code",
+    ("code",),
+    registry=REGISTRY,
+)
+OFFERS = Counter("care_graph_offers", "Slots offered to waiting referrals", registry=REGISTRY)
+LAPSED = Counter("care_graph_offers_lapsed", "Offers whose hold lapsed", registry=REGISTRY)
+SOLVES = Histogram(
+    "care_graph_matcher_solve_seconds",
+    "Time the compiled matcher took to choose the slots to offer",
+    registry=REGISTRY,
+)
 _known_names: set[str] = set()
+T = TypeVar("T")
 
 
 def operation_label(name: str | None) -> str:
@@ -100,12 +119,68 @@ def waiting_for_connection() -> Iterator[None]:
         POOL_WAITING.dec()
 
 
+@contextmanager
+def solving() -> Iterator[None]:
+    """Time one matcher solve (care_graph_matcher_solve_seconds)."""
+    with SOLVES.time():
+        yield
+
+
 def observe_request(kind: str, name: str | None, code: str, started: float) -> None:
     """Record one answered operation: its type (query, mutation, subscription), its name,
     its outcome code and the time since ``started`` (a ``now()`` reading)."""
     operation = operation_label(name)
     REQUESTS.labels(kind, operation, code_label(None if code == OK else code)).inc()
     LATENCY.labels(kind, operation).observe(time.perf_counter() - started)
+
+
+def statement(query: Any) -> None:
+    """A query logger for asyncpg (``Connection.add_query_logger``): only the elapsed time is
+    read, never the statement's arguments."""
+    STATEMENTS.observe(query.elapsed)
+
+
+async def booking(attempt: Awaitable[T]) -> T:
+    """Await a booking and count its outcome: ``OK`` or its stable error code."""
+    try:
+        done = await attempt
+    except CareGraphError as error:
+        BOOKINGS.labels(code_label(error.code)).inc()
+        raise
+    BOOKINGS.labels(OK).inc()
+    return done
+
+
+class Listening(Protocol):
+    """What the live collector reads of db/live.py's LiveEvents."""
+
+    @property
+    def listening(self) -> bool:
+        """Whether the LISTEN connection is up."""
+
+    def subscriber_count(self) -> int:
+        """Live subscriptions open in this process."""
+
+
+class LiveCollector(Collector):
+    """Live subscriptions and whether the listener is connected, read at scrape time."""
+
+    def __init__(self) -> None:
+        self.live: Listening | None = None
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        """Subscriptions open and the listener's state (1 connected, 0 not)."""
+        subscriptions = GaugeMetricFamily(
+            "care_graph_live_subscriptions", "Live subscriptions open"
+        )
+        connected = GaugeMetricFamily(
+            "care_graph_listener_connected", "1 while the LISTEN connection is up, else 0"
+        )
+        if self.live is not None:
+            subscriptions.add_metric([], self.live.subscriber_count())
+            connected.add_metric([], 1 if self.live.listening else 0)
+        yield subscriptions
+        yield connected
 
 
 class PoolCollector(Collector):
@@ -129,6 +204,8 @@ class PoolCollector(Collector):
 
 POOL = PoolCollector()
 REGISTRY.register(POOL)
+LIVE = LiveCollector()
+REGISTRY.register(LIVE)
 
 
 def now() -> float:
