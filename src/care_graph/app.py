@@ -39,7 +39,8 @@ from care_graph.db.rate_store import forget_idle_buckets
 from care_graph.db.row_security import SESSION_SETTINGS
 from care_graph.domain.offers import SWEEP_BATCH, sweep_lapsed_holds
 from care_graph.errors import CareGraphError, ErrorCode
-from care_graph.observability import metrics
+from care_graph.observability import metrics, tracing
+from care_graph.observability.tracing import TracedRequests
 
 logger = logging.getLogger(__name__)
 READY_TIMEOUT_S = 2.0
@@ -113,8 +114,13 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             "DATABASE_URL is not set; `care-graph serve` sets it before starting the app",
         )
 
+    endpoint = config.otlp_traces_endpoint
+    provider = tracing.provider_for(endpoint) if endpoint else None
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if provider is not None:
+            tracing.start(provider)
         pool = await create_pool(
             config.database_url or "",
             min_size=config.pool_min_size,
@@ -140,6 +146,8 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
                     await sweeper
             await live.stop()
             await app.state.pool.close()
+            if provider is not None:
+                tracing.stop(provider)  # exports what is buffered
 
     live = LiveEvents()
     tokens = TokenSettings.from_environment(development=config.development)
@@ -170,6 +178,8 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
         Middleware(HeaderLimit, max_header_bytes=config.limits.max_header_bytes),
         Middleware(RequestIds),  # X-Request-ID in and out, in every log line (api/request_ids.py)
     ]
+    if provider is not None:  # a span per request, outside all else (observability/tracing.py)
+        middleware.insert(0, Middleware(TracedRequests, provider=provider))
     app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
     app.state.settings = config
     app.state.tokens = tokens

@@ -90,6 +90,7 @@ class Settings:
     rate_store: RateStore = RateStore.MEMORY  # where request counts are kept
     documents: DocumentPolicy = DocumentPolicy.ANY  # production's default is TRUSTED
     log_format: LogFormat = LogFormat.TEXT  # production's default is JSON
+    otlp_traces_endpoint: str | None = None  # traces exported here over OTLP/HTTP; None: off
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -120,7 +121,18 @@ class Settings:
                 LogFormat,
                 LogFormat.TEXT if development else LogFormat.JSON,
             ),
+            otlp_traces_endpoint=_traces_endpoint_from_env(),
         )
+
+
+def _traces_endpoint_from_env() -> str | None:
+    """OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, or OTEL_EXPORTER_OTLP_ENDPOINT + /v1/traces, as the
+    OpenTelemetry specification reads them; None when neither is set (traces off)."""
+    traces = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if traces:
+        return traces
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+    return f"{base.rstrip('/')}/v1/traces" if base else None
 
 
 def _enum_from_env(name: str, kind: type[E], default: E) -> E:

@@ -38,7 +38,7 @@ from care_graph.db.row_security import see_as_viewer
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.lru import Lru
 from care_graph.matching.cost import CostModel
-from care_graph.observability import metrics
+from care_graph.observability import metrics, tracing
 
 
 @dataclass(slots=True)
@@ -260,16 +260,19 @@ class GraphQLService:
 
     async def run(self, database: ConnectionSource, admitted: Admitted, viewer: Viewer) -> bytes:
         """The response body of an admitted operation, counted by name and outcome code
-        (observability/metrics.py)."""
+        (observability/metrics.py) and traced as one span (observability/tracing.py)."""
         started, kind = metrics.now(), admitted.operation.operation.value
-        try:
-            body = await self._run(database, admitted, viewer)
-        except CareGraphError as error:
-            metrics.observe_request(kind, admitted.label.operation_name, error.code, started)
-            raise
-        metrics.observe_request(
-            kind, admitted.label.operation_name, metrics.outcome_of(body), started
-        )
+        name = admitted.label.operation_name
+        with tracing.operation(kind, name) as span:  # its statements are its children
+            try:
+                body = await self._run(database, admitted, viewer)
+            except CareGraphError as error:
+                metrics.observe_request(kind, name, error.code, started)
+                tracing.outcome(span, error.code)
+                raise
+            code = metrics.outcome_of(body)
+            metrics.observe_request(kind, name, code, started)
+            tracing.outcome(span, code)
         return body
 
     async def _run(self, database: ConnectionSource, admitted: Admitted, viewer: Viewer) -> bytes:
