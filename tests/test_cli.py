@@ -135,18 +135,34 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def test_serve_migrates_seeds_and_answers_health(databases: DatabaseFactory) -> None:
-    url = databases.create(migrated=False)
-    port = free_port()
-    env = {**os.environ, "DATABASE_URL": url}
-    server = subprocess.Popen(
-        [sys.executable, "-m", "care_graph", "serve", "--port", str(port), "--demo-scale", "tiny"],
+def serve_process(port: int, env: dict[str, str], *options: str) -> subprocess.Popen[str]:
+    """`care-graph serve` with the tiny demo on ``port``, as a process of its own; its output
+    (stdout and stderr together) is read by ``communicate`` once it has stopped."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "care_graph",
+            "serve",
+            "--port",
+            str(port),
+            "--demo-scale",
+            "tiny",
+            *options,
+        ],
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
     )
+
+
+def test_serve_migrates_seeds_and_answers_health(databases: DatabaseFactory) -> None:
+    url = databases.create(migrated=False)
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": url}
+    server = serve_process(port, env)
     try:
         deadline = time.monotonic() + 60
         health = None

@@ -17,6 +17,7 @@ from starlette.routing import Route, WebSocketRoute
 
 from care_graph.api import graphiql
 from care_graph.api.documents import Documents
+from care_graph.api.going_away import before_server_stops
 from care_graph.api.http import graphql
 from care_graph.api.rate_limits import RateLimiter
 from care_graph.api.request_ids import RequestIds
@@ -137,9 +138,12 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             if config.sweep_seconds > 0
             else None
         )
+        # SIGTERM: subscribers hear 1001 before uvicorn stops listening (api/going_away.py)
+        restore_signals = before_server_stops(websockets.going_away)
         try:
             yield
         finally:
+            restore_signals()
             if sweeper is not None:
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -160,12 +164,10 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     )
     rate_limiter = RateLimiter(config.limits, config.rate_store)
     documents = Documents(config.documents)
+    websockets = GraphQLWebSocket(service, live, tokens, config.limits, rate_limiter, documents)
     routes = [
         Route("/graphql", graphql, methods=["GET", "POST"]),
-        WebSocketRoute(
-            "/graphql",
-            GraphQLWebSocket(service, live, tokens, config.limits, rate_limiter, documents),
-        ),
+        WebSocketRoute("/graphql", websockets),
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         # bounded labels only, never patient data (docs/observability.md)

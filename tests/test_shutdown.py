@@ -1,0 +1,123 @@
+"""SIGTERM to a real `care-graph serve` that started its own PostgreSQL: subscribers hear 1001
+first, then the server takes no new connections, a booking in flight still finishes and is
+answered OK, and the server exits having stopped its PostgreSQL, the booking kept."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from care_graph.auth import Role
+from care_graph.db.embedded import EmbeddedPostgres
+from care_graph.testing import bearer, fetch_one
+from tests.bookings_under_fault import SUBJECT, Attempt, pairs, send, stored_appointment
+from tests.test_cli import free_port, serve_process
+from tests.test_live import open_subscription
+from tests.test_restart import gone
+
+pytestmark = pytest.mark.slow
+
+WATCH = "subscription { appointmentChanged { status } }"
+
+
+def serve(data_dir: Path, port: int, *options: str) -> subprocess.Popen[str]:
+    """`care-graph serve` on its own embedded PostgreSQL in ``data_dir``, with the tiny demo."""
+    env = {key: value for key, value in os.environ.items() if key != "DATABASE_URL"}
+    env |= {"CARE_GRAPH_DATA_DIR": str(data_dir), "CARE_GRAPH_SWEEP_SECONDS": "0"}
+    return serve_process(port, env, *options)
+
+
+async def until_healthy(base: str, server: subprocess.Popen[str], within_s: float) -> None:
+    deadline = time.monotonic() + within_s
+    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                if (await client.get("/healthz")).status_code == 200:
+                    return
+            except httpx.TransportError:
+                await asyncio.sleep(0.2)
+    output = server.communicate(timeout=10)[0] if server.poll() is not None else ""
+    pytest.fail(f"the server did not become healthy within {within_s} s: {output}")
+
+
+async def until_waiting_on_a_lock(url: str) -> None:
+    """Return once some backend waits for a row lock: the booking is in flight."""
+    for _ in range(500):
+        [waiting] = await fetch_one(
+            url, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        )
+        if waiting:
+            return
+        await asyncio.sleep(0.01)
+    pytest.fail("the booking never waited for the slot's lock")
+
+
+async def refused(base: str, within_s: float) -> bool:
+    """Whether a new connection is refused within ``within_s``: the server stopped listening."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            async with httpx.AsyncClient(base_url=base, timeout=1) as client:
+                await client.get("/healthz")
+        except httpx.ConnectError:
+            return True
+        await asyncio.sleep(0.05)
+    return False
+
+
+async def test_sigterm_says_goodbye_drains_and_stops_its_postgres(tmp_path: Path) -> None:
+    port = free_port()
+    base, address = f"http://127.0.0.1:{port}", f"127.0.0.1:{port}"
+    server = serve(tmp_path, port)
+    try:
+        await until_healthy(base, server, within_s=120)
+        running = EmbeddedPostgres(tmp_path).running()
+        assert running is not None
+        postmaster, url = running
+        [(referral, slot)] = await pairs(url, 1)
+        attempt = Attempt("drained-booking", referral, slot)
+        watcher = await open_subscription(address, bearer(Role.SCHEDULER, "watcher"), WATCH)
+        holder = await asyncpg.connect(url)
+        lock = holder.transaction()
+        await lock.start()
+        await holder.execute("SELECT FROM slots WHERE id = $1 FOR UPDATE", slot)
+        async with httpx.AsyncClient(
+            base_url=base, headers=bearer(Role.SCHEDULER, SUBJECT), timeout=30
+        ) as client:
+            booking = asyncio.create_task(send(client, attempt))
+            await until_waiting_on_a_lock(url)
+            server.send_signal(signal.SIGTERM)
+            with pytest.raises(ConnectionClosed) as closed:
+                await asyncio.wait_for(watcher.recv(), timeout=5)
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1001
+            assert await refused(base, within_s=5), "still taking connections after SIGTERM"
+            assert not booking.done()  # held by the lock all along
+            await lock.rollback()
+            await holder.close()
+            answer, appointment = await asyncio.wait_for(booking, timeout=10)
+        assert answer == "OK"
+        output = server.communicate(timeout=30)[0]
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, output
+    assert "Application shutdown complete." in output
+    assert output.rstrip().endswith("care_graph stopped"), output
+    assert gone(postmaster), "the embedded PostgreSQL outlived the server"
+    # the drained booking was committed and kept
+    again = EmbeddedPostgres(tmp_path)
+    try:
+        assert await stored_appointment(again.start(), attempt.key) == appointment
+    finally:
+        again.stop()
