@@ -130,9 +130,10 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             session=SESSION_SETTINGS,  # the API's own role, under row-level security
         )
         app.state.pool = BoundedPool(pool, config.pool_acquire_timeout_s)
-        metrics.POOL.pool, metrics.LIVE.live = pool, live  # read at scrape time
+        metrics.SOURCES.pool, metrics.SOURCES.live = pool, live  # read into the gauges
         rate_limiter.pool = documents.pool = app.state.pool
         await live.start(config.database_url or "")
+        gauges = asyncio.create_task(metrics.refresh_forever())
         sweeper = (
             asyncio.create_task(sweep_forever(app.state.pool, config))
             if config.sweep_seconds > 0
@@ -148,6 +149,10 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
                 sweeper.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await sweeper
+            gauges.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await gauges
+            metrics.process_exits()
             await live.stop()
             await app.state.pool.close()
             if provider is not None:

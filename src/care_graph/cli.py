@@ -139,6 +139,7 @@ def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) 
 
     from care_graph.api.transport import uvicorn_options
     from care_graph.logs import uvicorn_log_config
+    from care_graph.observability import metrics
 
     settings = Settings.from_environment()
     with database_url(settings) as url:
@@ -162,7 +163,7 @@ def serve(host: str, port: int, workers: int, seed_demo: bool, demo_scale: str) 
         # into a normal return so the embedded database is stopped cleanly on the way out.
         signal.signal(signal.SIGTERM, _stop_serving)
         signal.signal(signal.SIGINT, _stop_serving)
-        with contextlib.suppress(_StopServing):
+        with contextlib.suppress(_StopServing), metrics.shared_by_workers(workers):
             uvicorn.run(
                 "care_graph.app:create_app",
                 factory=True,

@@ -1,4 +1,5 @@
-"""Prometheus metrics: requests by operation and outcome code, and the pool.
+"""Prometheus metrics: requests by operation and outcome code, the pool, bookings, offers,
+the matcher and live events; summed over the workers when several serve.
 
 Labels are bounded: an operation name comes from the client's document, so only the first
 ``MAX_OPERATION_NAMES`` distinct names are kept and any later one is counted as ``other``;
@@ -8,10 +9,15 @@ No label ever holds a variable, a query text or a record, so nothing here is pat
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
+import tempfile
 import time
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -22,16 +28,17 @@ from prometheus_client import (
     Gauge,
     Histogram,
     generate_latest,
+    multiprocess,
 )
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from starlette.requests import Request
 from starlette.responses import Response
 
 from care_graph.api.errors import ApiErrorCode
 from care_graph.errors import CareGraphError, ErrorCode
 
-MAX_OPERATION_NAMES = 100
+MAX_OPERATION_NAMES = 100  # per process: a fleet of N workers keeps at most N times as many
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+REFRESH_S = 1.0
 OTHER = "other"
 ANONYMOUS = "anonymous"
 OK = "OK"
@@ -53,10 +60,37 @@ LATENCY = Histogram(
     ("type", "operation"),
     registry=REGISTRY,
 )
+# gauges are summed over the live workers, but for the listener: the least, so 0 shows that
+# some worker's listener is down
 POOL_WAITING = Gauge(
     "care_graph_pool_waiting",
     "Requests waiting for a database connection",
     registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+POOL_IN_USE = Gauge(
+    "care_graph_pool_in_use",
+    "Database connections lent to requests",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+POOL_SIZE = Gauge(
+    "care_graph_pool_size",
+    "Database connections open",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+LIVE_SUBSCRIPTIONS = Gauge(
+    "care_graph_live_subscriptions",
+    "Live subscriptions open",
+    registry=REGISTRY,
+    multiprocess_mode="livesum",
+)
+LISTENER_CONNECTED = Gauge(
+    "care_graph_listener_connected",
+    "1 while the LISTEN connection is up (of every worker's), else 0",
+    registry=REGISTRY,
+    multiprocess_mode="livemin",
 )
 STATEMENTS = Histogram(
     "care_graph_statement_seconds",
@@ -152,7 +186,7 @@ async def booking(attempt: Awaitable[T]) -> T:
 
 
 class Listening(Protocol):
-    """What the live collector reads of db/live.py's LiveEvents."""
+    """What the gauges read of db/live.py's LiveEvents."""
 
     @property
     def listening(self) -> bool:
@@ -162,50 +196,74 @@ class Listening(Protocol):
         """Live subscriptions open in this process."""
 
 
-class LiveCollector(Collector):
-    """Live subscriptions and whether the listener is connected, read at scrape time."""
+@dataclass
+class Sources:
+    """The process's pool and live events, read into the gauges below whenever they are
+    refreshed; None while the app is not serving."""
 
-    def __init__(self) -> None:
-        self.live: Listening | None = None
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Subscriptions open and the listener's state (1 connected, 0 not)."""
-        subscriptions = GaugeMetricFamily(
-            "care_graph_live_subscriptions", "Live subscriptions open"
-        )
-        connected = GaugeMetricFamily(
-            "care_graph_listener_connected", "1 while the LISTEN connection is up, else 0"
-        )
-        if self.live is not None:
-            subscriptions.add_metric([], self.live.subscriber_count())
-            connected.add_metric([], 1 if self.live.listening else 0)
-        yield subscriptions
-        yield connected
+    pool: asyncpg.Pool[Any] | None = None
+    live: Listening | None = None
 
 
-class PoolCollector(Collector):
-    """Connections of the server's pool in use, read at scrape time."""
-
-    def __init__(self) -> None:
-        self.pool: asyncpg.Pool[Any] | None = None
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        """Connections in use and open, or nothing while no pool is open."""
-        family = GaugeMetricFamily(
-            "care_graph_pool_in_use", "Database connections lent to requests"
-        )
-        size = GaugeMetricFamily("care_graph_pool_size", "Database connections open")
-        if self.pool is not None:
-            family.add_metric([], self.pool.get_size() - self.pool.get_idle_size())
-            size.add_metric([], self.pool.get_size())
-        yield family
-        yield size
+SOURCES = Sources()
 
 
-POOL = PoolCollector()
-REGISTRY.register(POOL)
-LIVE = LiveCollector()
-REGISTRY.register(LIVE)
+def refresh() -> None:
+    """Read this process's pool and live events into their gauges: at each scrape, and every
+    ``REFRESH_S`` when several workers serve (each writes its own values for the others'
+    scrapes to sum)."""
+    pool, live = SOURCES.pool, SOURCES.live
+    if pool is not None:
+        POOL_IN_USE.set(pool.get_size() - pool.get_idle_size())
+        POOL_SIZE.set(pool.get_size())
+    if live is not None:
+        LIVE_SUBSCRIPTIONS.set(live.subscriber_count())
+        LISTENER_CONNECTED.set(1 if live.listening else 0)
+
+
+async def refresh_forever() -> None:
+    """Refresh the gauges every ``REFRESH_S`` while several workers serve; a single process
+    is read at scrape time and needs none of this."""
+    if not multiprocess_dir():
+        return
+    while True:
+        refresh()
+        await asyncio.sleep(REFRESH_S)
+
+
+def multiprocess_dir() -> str | None:
+    """Where the workers' metric files are kept, when several serve (prometheus-client's
+    multiprocess mode, set up by `care-graph serve --workers`)."""
+    return os.environ.get(MULTIPROCESS_DIR) or None
+
+
+@contextmanager
+def shared_by_workers(workers: int) -> Iterator[None]:
+    """While the block runs, let ``workers`` processes keep their metrics in one directory,
+    so that a scrape of any of them counts them all: a fresh temporary one, or the operator's
+    ``PROMETHEUS_MULTIPROC_DIR``, emptied of an earlier run's files first. One worker needs
+    none (unless the operator set one)."""
+    chosen = multiprocess_dir()
+    if chosen is not None:
+        for stale in Path(chosen).glob("*.db"):
+            stale.unlink()
+        yield
+        return
+    if workers == 1:
+        yield
+        return
+    with tempfile.TemporaryDirectory(prefix="care-graph-metrics-") as made:
+        os.environ[MULTIPROCESS_DIR] = made  # the workers, started after this, inherit it
+        try:
+            yield
+        finally:
+            del os.environ[MULTIPROCESS_DIR]
+
+
+def process_exits() -> None:
+    """Drop this process's live gauges from the workers' sums as it exits cleanly."""
+    if multiprocess_dir():
+        multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
 
 
 def now() -> float:
@@ -214,5 +272,11 @@ def now() -> float:
 
 
 async def metrics(request: Request) -> Response:
-    """The Prometheus text exposition of every family (docs/observability.md)."""
+    """The Prometheus text exposition of every family (docs/observability.md): of every worker
+    together when several serve, whichever of them answers the scrape."""
+    refresh()
+    if multiprocess_dir():
+        together = CollectorRegistry()
+        multiprocess.MultiProcessCollector(together)  # type: ignore[no-untyped-call]
+        return Response(generate_latest(together), media_type=CONTENT_TYPE_LATEST)
     return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
