@@ -40,6 +40,7 @@ from care_graph.db.rate_store import forget_idle_buckets
 from care_graph.db.row_security import SESSION_SETTINGS
 from care_graph.domain.offers import SWEEP_BATCH, sweep_lapsed_holds
 from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.fhir.http import fhir_routes
 from care_graph.observability import metrics, tracing
 from care_graph.observability.tracing import TracedRequests
 
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
         Route("/readyz", readyz),
         # bounded labels only, never patient data (docs/observability.md)
         Route("/metrics", metrics.metrics),
+        *fhir_routes(),  # FHIR R4 at /fhir/R4 (docs/fhir.md)
     ]
     if config.development:
         routes.append(Route("/graphiql/assets/{name}", graphiql.asset))
