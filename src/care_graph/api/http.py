@@ -182,32 +182,39 @@ def _too_large(limits: Limits) -> HttpRefusal:
     )
 
 
-def check_body_headers(request: Request, limits: Limits) -> None:
-    """415 unless a POST's body is ``application/json`` in UTF-8 (said or, by default,
-    assumed); 413 when its declared length is over ``limits.max_body_bytes``."""
-    if not is_json(request.headers.get("content-type")):
+def check_body_headers(request: Request, limits: Limits, media: tuple[str, ...] = (JSON,)) -> None:
+    """415 unless a POST's body is one of ``media`` (``application/json``) in UTF-8 (said or,
+    by default, assumed); 413 when its declared length is over ``limits.max_body_bytes``."""
+    if not is_json(request.headers.get("content-type"), media):
         raise HttpRefusal(
             415,
             ApiErrorCode.UNSUPPORTED_MEDIA_TYPE,
-            f"send the request as {JSON} (UTF-8), with a Content-Type header saying so",
+            f"send the request as {' or '.join(media)} (UTF-8), with a Content-Type header"
+            " saying so",
         )
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limits.max_body_bytes:
         raise _too_large(limits)
 
 
-async def params_from_body(request: Request, limits: Limits) -> Params:
-    """A POST's parameters, from its JSON body, read as it arrives and no further than
-    ``limits.max_body_bytes`` (413 past it); 400 unless it is a well-formed request."""
+async def json_body(request: Request, limits: Limits) -> Any:
+    """A POST's JSON body, read as it arrives and no further than ``limits.max_body_bytes``
+    (413 past it); 400 unless it is JSON."""
     received = bytearray()
     async for chunk in request.stream():
         received += chunk
         if len(received) > limits.max_body_bytes:
             raise _too_large(limits)
     try:
-        body: Any = orjson.loads(received)
+        return orjson.loads(received)
     except orjson.JSONDecodeError:
         raise _bad_request("the request body is not valid JSON") from None
+
+
+async def params_from_body(request: Request, limits: Limits) -> Params:
+    """A POST's parameters, from its JSON body (``json_body``); 400 unless it is a
+    well-formed request."""
+    body = await json_body(request, limits)
     if not isinstance(body, dict) or not isinstance(body.get("query"), str | None):
         raise _bad_request('the body must be a JSON object with a "query" string')
     variables, operation_name = body.get("variables"), body.get("operationName")
@@ -255,10 +262,11 @@ def _json_object(text: str | None, name: str) -> dict[str, Any] | None:
     return value
 
 
-def is_json(content_type: str | None) -> bool:
-    """Whether a Content-Type is ``application/json``, in UTF-8 (said or, by default, assumed)."""
-    media, *parameters = (content_type or "").split(";")
-    if media.strip().lower() != JSON:
+def is_json(content_type: str | None, media: tuple[str, ...] = (JSON,)) -> bool:
+    """Whether a Content-Type is one of ``media`` (``application/json``), in UTF-8 (said or,
+    by default, assumed)."""
+    said, *parameters = (content_type or "").split(";")
+    if said.strip().lower() not in media:
         return False
     return all(
         value.strip().strip('"').lower() in UTF_8

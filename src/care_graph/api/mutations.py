@@ -41,7 +41,7 @@ def mutation(description: str) -> Any:
 
 def _actor(info: strawberry.Info) -> booking.Actor:
     viewer = info.context.viewer
-    return booking.Actor(viewer.subject, viewer.role, viewer.patient_id, viewer.site_ids)
+    return booking.Actor.of(viewer)
 
 
 async def _offer(info: strawberry.Info, freed: booking.Freed | None) -> None:

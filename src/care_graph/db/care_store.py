@@ -173,6 +173,14 @@ async def insert_referral(connection: Connection, values: dict[str, Any]) -> int
     return referral_id
 
 
+async def patient_of_referral(connection: Connection, referral_id: int) -> int:
+    """The patient a referral is for (the referral exists)."""
+    patient: int = await connection.fetchval(
+        "SELECT patient_id FROM referrals WHERE id = $1", referral_id
+    )
+    return patient
+
+
 async def lock_referral_row(connection: Connection, referral_id: int) -> asyncpg.Record | None:
     """The whole referral row, locked for update."""
     row: asyncpg.Record | None = await connection.fetchrow(

@@ -14,7 +14,7 @@ from typing import TypeVar
 
 import asyncpg
 
-from care_graph.auth import Role
+from care_graph.auth import Role, Viewer
 from care_graph.clinic_time import clinic_date
 from care_graph.db import booking_store as store
 from care_graph.db import care_store
@@ -61,6 +61,11 @@ class Actor:
     role: Role
     patient_id: int | None = None  # set for patients: they act only on their own records
     site_ids: tuple[int, ...] | None = None  # set for clinic staff bound to some sites
+
+    @classmethod
+    def of(cls, viewer: Viewer) -> Actor:
+        """The actor a verified caller is, on every transport."""
+        return cls(viewer.subject, viewer.role, viewer.patient_id, viewer.site_ids)
 
     def check_site(self, site_id: int) -> None:
         """Clinic staff bound to sites act only there."""

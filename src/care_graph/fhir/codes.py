@@ -21,6 +21,7 @@ SITE_CODE = f"{_OURS}/Id/site"
 REFERRER_SUBJECT = f"{_OURS}/Id/referrer"
 REQUEST_ID = f"{_OURS}/Id/request"
 REFERRER_KIND_EXTENSION = f"{_OURS}/StructureDefinition/referrer-kind"
+REGION_EXTENSION = f"{_OURS}/StructureDefinition/region"  # a new patient's region code
 SNOMED = "http://snomed.info/sct"
 REFERRAL_CATEGORY = ("3457005", "Patient referral")
 

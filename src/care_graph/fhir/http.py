@@ -23,13 +23,24 @@ from starlette.routing import Route
 
 from care_graph.api.args import RequestValues
 from care_graph.api.errors import ApiErrorCode
-from care_graph.api.http import HttpRefusal, authenticate, check_rate, negotiate
+from care_graph.api.http import (
+    HttpRefusal,
+    authenticate,
+    check_body_headers,
+    check_rate,
+    json_body,
+    negotiate,
+)
 from care_graph.api.policy import policy_for
 from care_graph.api.request_ids import request_id_of
 from care_graph.auth import Viewer
+from care_graph.config import Settings
 from care_graph.db.pool import CONNECTION_FAULTS, ConnectionSource
 from care_graph.db.row_security import see_as_viewer
+from care_graph.domain import intake
+from care_graph.domain.booking import Actor
 from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.fhir import inbound
 from care_graph.fhir.capability import capability_statement
 from care_graph.fhir.declare import Resource
 from care_graph.fhir.outcome import FhirError, outcome_body
@@ -54,13 +65,14 @@ def fhir_routes() -> list[Route]:
     """The FHIR API's routes, to mount beside GraphQL's."""
     every = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]  # refused here with an outcome
     return [
-        Route(f"{BASE_PATH}/metadata", _answered(metadata), methods=every),
-        Route(f"{BASE_PATH}/{{type}}", _answered(search), methods=every),
-        Route(f"{BASE_PATH}/{{type}}/{{id}}", _answered(read), methods=every),
+        Route(BASE_PATH, _answered({"POST": transaction}), methods=every),
+        Route(f"{BASE_PATH}/metadata", _answered({"GET": metadata}), methods=every),
+        Route(f"{BASE_PATH}/{{type}}", _answered({"GET": search, "POST": create}), methods=every),
+        Route(f"{BASE_PATH}/{{type}}/{{id}}", _answered({"GET": read}), methods=every),
     ]
 
 
-def _answered(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _answered(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler so that whatever goes wrong is answered as an OperationOutcome: a
     refusal with its code, a busy or lost database with 503, anything else with 500 and the
     request id (logged here, never shown)."""
@@ -75,12 +87,14 @@ def _answered(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
                 ),
                 FHIR_JSON,
             )
-        if request.method not in ("GET", "HEAD"):
+        handler = handlers.get("GET" if request.method == "HEAD" else request.method)
+        if handler is None:
+            allowed = ", ".join(handlers)
             return _outcome(
                 FhirError(
                     ApiErrorCode.METHOD_NOT_ALLOWED,
-                    "this FHIR API reads and searches: use GET",
-                    {"Allow": "GET"},
+                    f"{request.url.path[:100]} takes {allowed}",
+                    {"Allow": allowed},
                 ),
                 media,
             )
@@ -277,3 +291,76 @@ def _bundle(
     if entries:
         body += b',"entry":[' + ",".join(entries).encode() + b"]"
     return body + b"}"
+
+
+async def create(request: Request, media: str) -> Response:
+    """``POST ServiceRequest``: an inbound referral of a patient we hold; 201 with the
+    referral as read, or 200 with it when the same message was sent before."""
+    resource = _resource_of(request)
+    if resource.name != "ServiceRequest":
+        raise FhirError(
+            ApiErrorCode.METHOD_NOT_ALLOWED,
+            f"{resource.name} is read here, not created",
+            {"Allow": "GET"},
+        )
+    viewer, body = await _posted(request)
+    referred = await _refer(request, viewer, inbound.service_request_message(body))
+    location = f"{base_url(request)}ServiceRequest/{referred.referral_id}"
+    row = await _fetch_row(
+        request, compile_read(resource, referred.referral_id, policy_for(viewer)), viewer
+    )
+    assert row is not None  # the caller may read the referral they made
+    status = 200 if referred.replayed else 201
+    return _respond(str(row[0]).encode(), media, status, {"Location": location})
+
+
+async def transaction(request: Request, media: str) -> Response:
+    """A transaction Bundle of an inbound referral and its patient: both made (or the patient
+    matched) at once; a transaction-response Bundle says what each entry became."""
+    viewer, body = await _posted(request)
+    message = inbound.transaction_message(body)
+    referred = await _refer(request, viewer, message)
+    done = "200 OK" if referred.replayed else "201 Created"
+    entries = []
+    if message.patient_in_bundle:
+        registered = "201 Created" if referred.patient_registered else "200 OK"
+        entries.append(
+            {"response": {"status": registered, "location": f"Patient/{referred.patient_id}"}}
+        )
+    entries.append(
+        {"response": {"status": done, "location": f"ServiceRequest/{referred.referral_id}"}}
+    )
+    bundle = {"resourceType": "Bundle", "type": "transaction-response", "entry": entries}
+    return _respond(orjson.dumps(bundle), media)
+
+
+async def _posted(request: Request) -> tuple[Viewer, object]:
+    """The caller and the JSON body of a write, every limit checked before it is read."""
+    settings: Settings = request.app.state.settings
+    check_body_headers(request, settings.limits, ANSWERS)
+    viewer = await _viewer(request)
+    return viewer, await json_body(request, settings.limits)
+
+
+async def _refer(request: Request, viewer: Viewer, message: inbound.Message) -> intake.Referred:
+    """Make the referral through the domain's rules; a connection lost on the way is
+    OUTCOME_UNKNOWN (the same message sent again answers what was made, or makes it)."""
+    started = metrics.now()
+    pool: ConnectionSource = request.app.state.pool
+    try:
+        async with pool.acquire() as connection:
+            referred = await intake.refer_once(
+                connection, Actor.of(viewer), message.referral, message.identifier
+            )
+    except CONNECTION_FAULTS:
+        raise FhirError(
+            ErrorCode.OUTCOME_UNKNOWN,
+            "the connection was lost: the referral may or may not have been made; send the"
+            " same message again, which answers what was made and never makes it twice",
+            {"Retry-After": str(RETRY_AFTER_S)},
+        ) from None
+    except CareGraphError as error:
+        metrics.observe_request("fhir", "ServiceRequest create", str(error.code), started)
+        raise
+    metrics.observe_request("fhir", "ServiceRequest create", metrics.OK, started)
+    return referred
