@@ -97,6 +97,10 @@ async def test_metadata_lists_exactly_what_is_declared(client: httpx.AsyncClient
         p.name for p in RESOURCES["ServiceRequest"].params
     }
     assert service_request["searchInclude"] == ["ServiceRequest:patient"]
+    assert {"read", "search-type", "create"} == {i["code"] for i in service_request["interaction"]}
+    appointment = next(e for e in rest["resource"] if e["type"] == "Appointment")
+    assert [op["name"] for op in appointment["operation"]] == ["find", "hold", "book"]
+    assert rest["interaction"] == [{"code": "transaction"}]
 
 
 @pytest.mark.parametrize("name", list(RESOURCES))

@@ -15,7 +15,7 @@ from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import key_of_type
 from care_graph.api.matching import MatchingMode, MatchingPlan, MatchingScope, run_matching
 from care_graph.api.types import Appointment, Patient, Referral, Slot
-from care_graph.domain import booking, capacity, offers, patients, referrals
+from care_graph.domain import booking, capacity, offers, patients, referrals, scheduling
 from care_graph.errors import CareGraphError, ErrorCode
 
 
@@ -299,15 +299,15 @@ class Mutation:
     async def book_appointment(
         self, info: strawberry.Info, input: BookAppointmentInput
     ) -> BookAppointmentPayload:
-        booked = await booking.book_appointment(
+        booked = await scheduling.book(
             info.context.loaders.connection,
             referral_id=_key(input.referral_id, "Referral"),
             slot_id=_key(input.slot_id, "Slot"),
             actor=_actor(info),
+            model=info.context.cost_model,
             idempotency_key=input.idempotency_key,
             override=None if input.override is None else input.override.reason,
         )
-        await _offer_slots(info, booked.released)
         appointment = await info.context.loaders.node("Appointment", booked.appointment_id)
         return BookAppointmentPayload(appointment=appointment)
 
@@ -341,14 +341,14 @@ class Mutation:
     @mutation("Hold a slot for a referral (BUSY_TENTATIVE); a new hold replaces its last.")
     async def hold_slot(self, info: strawberry.Info, input: HoldSlotInput) -> HoldSlotPayload:
         slot_id = _key(input.slot_id, "Slot")
-        released = await booking.hold_slot(
+        await scheduling.hold(
             info.context.loaders.connection,
             referral_id=_key(input.referral_id, "Referral"),
             slot_id=slot_id,
             actor=_actor(info),
+            model=info.context.cost_model,
             minutes=input.minutes,
         )
-        await _offer_slots(info, released)
         return HoldSlotPayload(slot=await info.context.loaders.node("Slot", slot_id))
 
     @mutation("Cancel a booking; the referral waits again.")
@@ -356,13 +356,13 @@ class Mutation:
         self, info: strawberry.Info, input: CancelAppointmentInput
     ) -> CancelAppointmentPayload:
         appointment_id = _key(input.appointment_id, "Appointment")
-        freed = await booking.cancel_appointment(
+        await scheduling.cancel(
             info.context.loaders.connection,
             appointment_id=appointment_id,
             reason=input.reason,
             actor=_actor(info),
+            model=info.context.cost_model,
         )
-        await _offer(info, freed)
         appointment = await info.context.loaders.node("Appointment", appointment_id)
         return CancelAppointmentPayload(appointment=appointment)
 

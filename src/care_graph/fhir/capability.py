@@ -6,10 +6,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from care_graph.fhir.resources import RESOURCES
+from care_graph.fhir import codes
+from care_graph.fhir.declare import Resource
+from care_graph.fhir.operations import OPERATIONS
+from care_graph.fhir.resources import APPOINTMENT, RESOURCES
 
 FHIR_VERSION = "4.0.1"
 INTERACTIONS = ("read", "search-type")
+# the writes fhir/http.py and fhir/operations.py serve, by resource
+WRITES = {"ServiceRequest": ("create",), "Appointment": ("update",)}
 
 
 def capability_statement(base_url: str, software_version: str) -> dict[str, Any]:
@@ -30,32 +35,33 @@ def capability_statement(base_url: str, software_version: str) -> dict[str, Any]
                     "description": "A bearer JWT, the same as the GraphQL API's; the token's"
                     " role decides which records are visible (docs/fhir.md)."
                 },
-                "resource": [
-                    {
-                        "type": resource.name,
-                        **({"profile": resource.profile} if resource.profile else {}),
-                        "interaction": [{"code": code} for code in INTERACTIONS],
-                        "searchParam": [
-                            {
-                                "name": param.name,
-                                "type": str(param.kind),
-                                "documentation": param.description,
-                            }
-                            for param in resource.params
-                        ],
-                        **(
-                            {
-                                "searchInclude": [
-                                    f"{resource.name}:{include.name}"
-                                    for include in resource.includes
-                                ]
-                            }
-                            if resource.includes
-                            else {}
-                        ),
-                    }
-                    for resource in RESOURCES.values()
-                ],
+                "resource": [_resource_entry(resource) for resource in RESOURCES.values()],
+                "interaction": [{"code": "transaction"}],
             }
         ],
     }
+
+
+def _resource_entry(resource: Resource) -> dict[str, Any]:
+    """What is served of one resource type."""
+    entry: dict[str, Any] = {"type": resource.name}
+    if resource.profile:
+        entry["profile"] = resource.profile
+    entry["interaction"] = [
+        {"code": code} for code in (*INTERACTIONS, *WRITES.get(resource.name, ()))
+    ]
+    entry["searchParam"] = [
+        {"name": param.name, "type": str(param.kind), "documentation": param.description}
+        for param in resource.params
+    ]
+    if resource.includes:
+        entry["searchInclude"] = [f"{resource.name}:{one.name}" for one in resource.includes]
+    if resource is APPOINTMENT:
+        entry["operation"] = [
+            {
+                "name": name.lstrip("$"),
+                "definition": f"{codes.OPERATION_DEFINITION}/appointment-{name.lstrip('$')}",
+            }
+            for name in OPERATIONS
+        ]
+    return entry

@@ -20,6 +20,7 @@ CANCELLATION_REASON = f"{_OURS}/CodeSystem/cancellation-reason"
 SITE_CODE = f"{_OURS}/Id/site"
 REFERRER_SUBJECT = f"{_OURS}/Id/referrer"
 REQUEST_ID = f"{_OURS}/Id/request"
+OPERATION_DEFINITION = f"{_OURS}/OperationDefinition"  # $find, $hold, $book (fhir/operations.py)
 REFERRER_KIND_EXTENSION = f"{_OURS}/StructureDefinition/referrer-kind"
 REGION_EXTENSION = f"{_OURS}/StructureDefinition/region"  # a new patient's region code
 SNOMED = "http://snomed.info/sct"

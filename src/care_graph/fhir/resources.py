@@ -215,6 +215,26 @@ APPOINTMENT = Resource(
     includes=(Include("slot", "Slot", "{t}.slot_id"),),
 )
 
+
+def proposed_appointment(slot: str, referral: str, status: str) -> str:
+    """An Appointment not (yet) made, as $find proposes it and $hold holds it: slot ``slot``
+    for referral ``referral`` (row aliases), in ``status`` (proposed, pending)."""
+    return (
+        "json_build_object('resourceType', 'Appointment', 'status', '" + status + "',"
+        " 'serviceType', json_build_array(" + _service_type(f"{slot}.service_id") + "),"
+        f" 'start', cg_timestamp({slot}.starts_at), 'end', cg_timestamp({slot}.ends_at),"
+        " 'slot', json_build_array(" + ref("Slot", f"{slot}.id") + "),"
+        " 'basedOn', json_build_array(" + ref("ServiceRequest", f"{referral}.id") + "),"
+        " 'participant', json_build_array("
+        "json_build_object('actor', " + ref("Patient", f"{referral}.patient_id") + ","
+        " 'status', 'needs-action'), json_build_object('actor', "
+        + ref("Practitioner", f"{slot}.staff_id")
+        + ", 'status', 'accepted'), json_build_object('actor', "
+        + ref("Location", f"{slot}.site_id")
+        + ", 'status', 'accepted')))"
+    )
+
+
 SLOT = Resource(
     "Slot",
     table="slots",
