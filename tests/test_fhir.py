@@ -5,7 +5,7 @@ refusal an OperationOutcome with a stable code."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -255,3 +255,200 @@ async def test_served_over_a_real_socket(seeded_url: str) -> None:
         next_page = next(link["url"] for link in bundle["link"] if link["relation"] == "next")
         assert next_page.startswith(f"http://{address}{BASE}/Location?")
         assert valid((await client.get(next_page)).json())["entry"]
+
+
+def _first(items: Any) -> Any:
+    return items[0] if isinstance(items, list) and items else None
+
+
+def _code(concept: Any) -> str | None:
+    coding = _first((concept or {}).get("coding"))
+    return None if coding is None else coding.get("code")
+
+
+def _actor(resource: dict[str, Any], kind: str) -> str | None:
+    return next(
+        (
+            p["actor"]["reference"]
+            for p in resource.get("participant", [])
+            if p["actor"]["reference"].startswith(f"{kind}/")
+        ),
+        None,
+    )
+
+
+def _km(resource: dict[str, Any], latitude: float, longitude: float) -> float:
+    from math import asin, cos, radians, sin, sqrt
+
+    here = resource["position"]
+    la1, lo1, la2, lo2 = map(radians, (latitude, longitude, here["latitude"], here["longitude"]))
+    half = sin((la2 - la1) / 2) ** 2 + cos(la1) * cos(la2) * sin((lo2 - lo1) / 2) ** 2
+    return 2 * 6371.0088 * asin(sqrt(half))
+
+
+def _starts(text: str | None, prefix: str) -> bool:
+    return text is not None and text.lower().startswith(prefix.lower())
+
+
+Value = Callable[[dict[str, Any]], str | None]
+Matches = Callable[[dict[str, Any], str], bool]
+# each search parameter: the value to search for, taken from a resource's own JSON, and whether
+# a resource found matches it, judged from its JSON alone (never from the SQL it was found by)
+SEMANTICS: dict[tuple[str, str], tuple[Value, Matches]] = {
+    ("Patient", "identifier"): (
+        lambda r: f"{codes.NHS_NUMBER}|{r['identifier'][0]['value']}",
+        lambda r, v: r["identifier"][0]["value"] == v.split("|")[1],
+    ),
+    ("Patient", "family"): (
+        lambda r: r["name"][0]["family"][:3],
+        lambda r, v: _starts(r["name"][0]["family"], v),
+    ),
+    ("Patient", "given"): (
+        lambda r: r["name"][0]["given"][0][:2],
+        lambda r, v: _starts(r["name"][0]["given"][0], v),
+    ),
+    ("Patient", "birthdate"): (lambda r: r["birthDate"], lambda r, v: r["birthDate"] == v),
+    ("ServiceRequest", "identifier"): (
+        lambda r: r["identifier"][0]["value"],
+        lambda r, v: r["identifier"][0]["value"] == v,
+    ),
+    ("ServiceRequest", "status"): (lambda r: r["status"], lambda r, v: r["status"] == v),
+    ("ServiceRequest", "priority"): (lambda r: r["priority"], lambda r, v: r["priority"] == v),
+    ("ServiceRequest", "patient"): (
+        lambda r: r["subject"]["reference"],
+        lambda r, v: r["subject"]["reference"] == v,
+    ),
+    ("ServiceRequest", "subject"): (
+        lambda r: r["subject"]["reference"].split("/")[1],
+        lambda r, v: r["subject"]["reference"] == f"Patient/{v}",
+    ),
+    ("ServiceRequest", "requester"): (
+        lambda r: (r["requester"].get("identifier") or {}).get("value"),
+        lambda r, v: (r["requester"].get("identifier") or {}).get("value") == v,
+    ),
+    ("Appointment", "patient"): (
+        lambda r: _actor(r, "Patient"),
+        lambda r, v: _actor(r, "Patient") == v,
+    ),
+    ("Appointment", "status"): (lambda r: r["status"], lambda r, v: r["status"] == v),
+    ("Appointment", "date"): (lambda r: "ge" + r["start"], lambda r, v: r["start"] >= v[2:]),
+    ("Appointment", "slot"): (
+        lambda r: r["slot"][0]["reference"],
+        lambda r, v: r["slot"][0]["reference"] == v,
+    ),
+    ("Appointment", "based-on"): (
+        lambda r: r["basedOn"][0]["reference"],
+        lambda r, v: r["basedOn"][0]["reference"] == v,
+    ),
+    ("Slot", "schedule"): (
+        lambda r: r["schedule"]["reference"],
+        lambda r, v: r["schedule"]["reference"] == v,
+    ),
+    ("Slot", "service-type"): (
+        lambda r: _code(r["serviceType"][0]),
+        lambda r, v: _code(r["serviceType"][0]) == v,
+    ),
+    ("Slot", "start"): (lambda r: "le" + r["start"], lambda r, v: r["start"] <= v[2:]),
+    ("Slot", "status"): (lambda r: r["status"], lambda r, v: r["status"] == v),
+    ("Schedule", "actor"): (
+        lambda r: r["actor"][0]["reference"],
+        lambda r, v: r["actor"][0]["reference"] == v,
+    ),
+    ("HealthcareService", "name"): (
+        lambda r: r["name"][:4],
+        lambda r, v: _starts(r["name"], v),
+    ),
+    ("HealthcareService", "service-type"): (
+        lambda r: _code(r["type"][0]),
+        lambda r, v: _code(r["type"][0]) == v,
+    ),
+    ("HealthcareService", "service-category"): (
+        lambda r: _code(r["category"][0]),
+        lambda r, v: _code(r["category"][0]) == v,
+    ),
+    ("HealthcareService", "location"): (
+        lambda r: _first(r.get("location") or [{}]).get("reference"),
+        lambda r, v: v in [one["reference"] for one in r.get("location", [])],
+    ),
+    ("Location", "name"): (lambda r: r["name"][:3], lambda r, v: _starts(r["name"], v)),
+    ("Location", "address-postalcode"): (
+        lambda r: r["address"]["postalCode"][:2],
+        lambda r, v: _starts(r["address"]["postalCode"], v),
+    ),
+    ("Location", "near"): (
+        lambda r: f"{r['position']['latitude']}|{r['position']['longitude']}|25|km",
+        lambda r, v: _km(r, float(v.split("|")[0]), float(v.split("|")[1])) <= 25.01,
+    ),
+    ("PractitionerRole", "practitioner"): (
+        lambda r: r["practitioner"]["reference"],
+        lambda r, v: r["practitioner"]["reference"] == v,
+    ),
+    ("PractitionerRole", "role"): (
+        lambda r: _code(r["code"][0]),
+        lambda r, v: _code(r["code"][0]) == v,
+    ),
+    ("PractitionerRole", "specialty"): (
+        lambda r: _code(_first(r.get("specialty"))),
+        lambda r, v: v in [_code(one) for one in r.get("specialty", [])],
+    ),
+    ("PractitionerRole", "location"): (
+        lambda r: r["location"][0]["reference"],
+        lambda r, v: r["location"][0]["reference"] == v,
+    ),
+    ("Practitioner", "family"): (
+        lambda r: r["name"][0]["family"][:3],
+        lambda r, v: _starts(r["name"][0]["family"], v),
+    ),
+    ("Practitioner", "given"): (
+        lambda r: r["name"][0]["given"][0][:2],
+        lambda r, v: _starts(r["name"][0]["given"][0], v),
+    ),
+}
+COMMON = {"_id", "_lastUpdated"}  # tested for every resource below
+
+
+def test_every_search_parameter_is_tested() -> None:
+    declared = {
+        (resource.name, param.name)
+        for resource in RESOURCES.values()
+        for param in resource.params
+        if param.name not in COMMON
+    }
+    assert declared == set(SEMANTICS)
+
+
+@pytest.mark.parametrize(("name", "parameter"), sorted(SEMANTICS), ids="{0[0]}-{0[1]}".format)
+async def test_each_search_parameter_finds_what_it_says(
+    client: httpx.AsyncClient, name: str, parameter: str
+) -> None:
+    value_of, matches = SEMANTICS[(name, parameter)]
+    page = (await client.get(f"{BASE}/{name}", params={"_count": "100"})).json()
+    chosen = next(
+        entry["resource"] for entry in page["entry"] if value_of(entry["resource"]) is not None
+    )
+    value = value_of(chosen)
+    assert value is not None
+    found = (await client.get(f"{BASE}/{name}", params={parameter: value, "_count": "100"})).json()
+    resources = [valid(entry["resource"]) for entry in found.get("entry", [])]
+    assert resources, (parameter, value)
+    assert all(matches(resource, value) for resource in resources), (parameter, value)
+    itself = await client.get(f"{BASE}/{name}", params={parameter: value, "_id": chosen["id"]})
+    assert [entry["resource"]["id"] for entry in itself.json()["entry"]] == [chosen["id"]]
+
+
+@pytest.mark.parametrize("name", list(RESOURCES))
+async def test_id_and_last_updated_search_every_resource(
+    client: httpx.AsyncClient, name: str
+) -> None:
+    page = (await client.get(f"{BASE}/{name}", params={"_count": "3"})).json()
+    ids = [entry["resource"]["id"] for entry in page["entry"]]
+    found = (await client.get(f"{BASE}/{name}", params={"_id": ",".join(ids[:2])})).json()
+    assert sorted(entry["resource"]["id"] for entry in found["entry"]) == sorted(ids[:2])
+    if RESOURCES[name].param("_lastUpdated") is not None:
+        updated = page["entry"][0]["resource"]["meta"]["lastUpdated"]
+        later = (await client.get(f"{BASE}/{name}", params={"_lastUpdated": f"gt{updated}"})).json()
+        assert all(
+            entry["resource"]["meta"]["lastUpdated"] > updated for entry in later.get("entry", [])
+        )
+        since = (await client.get(f"{BASE}/{name}", params={"_lastUpdated": f"ge{updated}"})).json()
+        assert page["entry"][0]["resource"]["id"] in [e["resource"]["id"] for e in since["entry"]]
