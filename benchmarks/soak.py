@@ -20,11 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -40,6 +38,7 @@ import psutil
 from websockets.asyncio.client import connect as websocket_connect
 from websockets.exceptions import WebSocketException
 
+from benchmarks.served import start_app, stop, until_ready
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.db.bookable import bookable, referral_waits
@@ -162,52 +161,16 @@ def parse_args(argv: list[str] | None = None) -> Options:
     return Options(args.minutes * 60, args.scale, args.clients, args.subscribers, args.workers)
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextmanager
 def served(url: str, options: Options, log: Path) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
     """The app under uvicorn, as a process of its own on a free port; stopped on exit."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": url,
-        "CARE_GRAPH_REQUEST_BURST": str(10**9),  # a few callers make all the load
-        "CARE_GRAPH_POOL_MAX": str(max(4, options.clients)),
-    }
-    command = [sys.executable, "-m", "uvicorn", "care_graph.app:create_app", "--factory"]
-    command += ["--port", str(port), "--workers", str(options.workers)]
-    command += ["--log-level", "warning", "--no-access-log"]
+    settings = {"CARE_GRAPH_POOL_MAX": str(max(4, options.clients))}
     with log.open("wb") as output:
-        server = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT)
+        port, server = start_app(url, settings, output, workers=options.workers)
         try:
             yield port, server
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
-
-
-async def until_up(base: str, server: subprocess.Popen[bytes], log: Path) -> None:
-    async with httpx.AsyncClient(base_url=base, timeout=2) as client:
-        for _ in range(600):
-            if server.poll() is not None:
-                raise SystemExit(f"the server exited; its log: {log}")
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.1)
-    raise SystemExit("the server did not become ready within 60 s")
+            stop(server)
 
 
 class Pairs:
@@ -396,7 +359,7 @@ async def soak(url: str, options: Options, progress: Progress, log: Path) -> Res
     window_s = max(2.0, min(60.0, options.seconds / 10))
     with served(url, options, log) as (port, server):
         base = f"http://127.0.0.1:{port}"
-        await until_up(base, server, log)
+        await until_ready(port, server)
         tally, windows, codes = Tally(), [], Counter[str]()
         started = time.perf_counter()
         window_began = started

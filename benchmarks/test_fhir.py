@@ -8,11 +8,8 @@ same fields; and the wall time of an inbound referral sent as a transaction Bund
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
 from datetime import date
@@ -21,6 +18,7 @@ from typing import Any
 import httpx
 import psutil
 
+from benchmarks.served import start_app, stop, until_ready
 from care_graph.auth import Role
 from care_graph.fhir import codes
 from care_graph.seed.scales import SCALES
@@ -35,28 +33,6 @@ GRAPHQL_REFERRALS = """query FiftyReferrals { referrals(first: 50, orderBy: BREA
   dateOfBirth phone email postcode } } } }"""
 CREATE_REFERRAL = """mutation Refer($i: CreateReferralInput!) { createReferral(input: $i) {
   referral { id } } }"""
-
-
-def serve(url: str, port: int) -> subprocess.Popen[bytes]:
-    """One uvicorn worker on the database; no access log, no rate limit in the way."""
-    env = {**os.environ, "DATABASE_URL": url, "CARE_GRAPH_REQUEST_BURST": str(10**9)}
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "care_graph.app:create_app",
-            "--factory",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "--no-access-log",
-        ],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 def server_cpu(server: subprocess.Popen[bytes]) -> float:
@@ -86,15 +62,11 @@ def test_fhir_against_graphql(databases: DatabaseFactory, smoke: bool, report: l
     [number, born] = asyncio.run(
         fetch_one(url, "SELECT nhs_number, date_of_birth::text FROM patients LIMIT 1")
     )
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = serve(url, port)
+    port, server = start_app(url)
     try:
         figures = asyncio.run(_measure(port, server, requests, rounds, number, born))
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop(server)
     lines = []
     for name, (ours, theirs, goal) in figures.items():
         ratio = ours / theirs
@@ -119,12 +91,7 @@ async def _measure(
     referrer = bearer(Role.CLINICIAN, "bench-clinician")
     base = f"http://127.0.0.1:{port}"
     async with httpx.AsyncClient(base_url=base, headers=clerk, timeout=60) as client:
-        for _ in range(600):
-            try:
-                if (await client.get("/readyz")).status_code == 200:
-                    break
-            except httpx.TransportError:
-                await asyncio.sleep(0.1)
+        await until_ready(port, server)
         shapes: dict[str, tuple[Callable[[], Awaitable[httpx.Response]], ...]] = {
             "Slot search of 50 (server CPU)": (
                 lambda: client.get("/fhir/R4/Slot", params={"_count": "50"}),

@@ -30,6 +30,7 @@ COMMANDS = [
     ["db", "url"],
     ["db", "reset"],
     ["db", "stop"],
+    ["db", "replica"],
     ["match"],
     ["schema"],
     ["token"],

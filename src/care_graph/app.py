@@ -37,6 +37,7 @@ from care_graph.db.pool import (
     create_pool,
 )
 from care_graph.db.rate_store import forget_idle_buckets
+from care_graph.db.replicas import Replicas
 from care_graph.db.row_security import SESSION_SETTINGS
 from care_graph.domain.offers import SWEEP_BATCH, sweep_lapsed_holds
 from care_graph.errors import CareGraphError, ErrorCode
@@ -119,6 +120,16 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     endpoint = config.otlp_traces_endpoint
     provider = tracing.provider_for(endpoint) if endpoint else None
 
+    async def standby_pool(url: str) -> BoundedPool:
+        standby = await create_pool(
+            url,
+            min_size=1,
+            max_size=config.pool_max_size,
+            statement_timeout_ms=config.statement_timeout_ms,
+            session=SESSION_SETTINGS,
+        )
+        return BoundedPool(standby, config.pool_acquire_timeout_s)
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         if provider is not None:
@@ -131,6 +142,12 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
             session=SESSION_SETTINGS,  # the API's own role, under row-level security
         )
         app.state.pool = BoundedPool(pool, config.pool_acquire_timeout_s)
+        replicas = None
+        if config.replica_urls:
+            replicas = Replicas(
+                app.state.pool, [await standby_pool(url) for url in config.replica_urls]
+            )
+            service.reads = replicas
         metrics.SOURCES.pool, metrics.SOURCES.live = pool, live  # read into the gauges
         rate_limiter.pool = documents.pool = app.state.pool
         await live.start(config.database_url or "")
@@ -155,6 +172,8 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
                 await gauges
             metrics.process_exits()
             await live.stop()
+            if replicas is not None:
+                await replicas.close()
             await app.state.pool.close()
             if provider is not None:
                 tracing.stop(provider)  # exports what is buffered

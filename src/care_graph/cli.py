@@ -24,6 +24,7 @@ from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate, reset_schema
 from care_graph.db.pool import connect, create_pool
 from care_graph.db.server import database_url
+from care_graph.db.standby import EmbeddedStandby
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.nhs import is_valid_nhs_number, normalise_nhs_number
 from care_graph.progress import Progress
@@ -467,6 +468,25 @@ def db_stop() -> None:
         return
     stopped = EmbeddedPostgres(settings.data_dir).stop_running()
     click.echo("stopped" if stopped else "not running", err=True)
+
+
+@db.command("replica")
+@click.option("--stop", "stop", is_flag=True, help="Stop the standby instead (its copy is kept).")
+def db_replica(stop: bool) -> None:
+    """Start a hot standby of the embedded server (copied from it the first time, in
+    CARE_GRAPH_DATA_DIR/standby) and print its URL, for CARE_GRAPH_REPLICA_URLS; it keeps
+    running, following the primary, until `db replica --stop`."""
+    settings = Settings.from_environment()
+    if settings.database_url:
+        raise click.UsageError("DATABASE_URL is set: make standbys of that server with its tools")
+    primary = EmbeddedPostgres(settings.data_dir, keep_running=True)
+    standby = EmbeddedStandby(primary, settings.data_dir / "standby")
+    if stop:
+        standby.stop()
+        click.echo("stopped", err=True)
+        return
+    primary.start()
+    click.echo(standby.start())
 
 
 @db.command("reset")

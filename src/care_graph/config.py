@@ -92,6 +92,7 @@ class Settings:
     log_format: LogFormat = LogFormat.TEXT  # production's default is JSON
     otlp_traces_endpoint: str | None = None  # traces exported here over OTLP/HTTP; None: off
     shutdown_grace_s: int = 10  # how long requests in flight may finish after SIGTERM
+    replica_urls: tuple[str, ...] = ()  # standbys that serve reads (db/replicas.py)
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -124,6 +125,11 @@ class Settings:
             ),
             otlp_traces_endpoint=_traces_endpoint_from_env(),
             shutdown_grace_s=_int_from_env("CARE_GRAPH_SHUTDOWN_GRACE_S", 10),
+            replica_urls=tuple(
+                url.strip()
+                for url in os.environ.get("CARE_GRAPH_REPLICA_URLS", "").split(",")
+                if url.strip()
+            ),
         )
 
 

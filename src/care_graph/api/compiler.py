@@ -42,7 +42,7 @@ from care_graph.api.catalog import Catalog, TypeEntry
 from care_graph.api.declare import Column, Computed, Nested, Root, ToOne
 from care_graph.api.ids import decode_global_id
 from care_graph.api.lists import ListSpec, build_page, count_sql
-from care_graph.api.policy import Policy
+from care_graph.api.policy import AUDIT_FUNCTION, Policy
 
 _MAX_KEYS = 50  # json_build_object takes at most 100 arguments
 
@@ -63,6 +63,11 @@ class Plan:
     def values(self, request: RequestValues) -> list[Any]:
         """The bind parameters for one request's variables and viewer."""
         return self.params.values(request)
+
+    @property
+    def only_reads(self) -> bool:
+        """Whether the statement writes nothing (no audited read), so a standby may run it."""
+        return AUDIT_FUNCTION not in self.sql
 
 
 def shape_of(variables: VariableValues) -> Any:

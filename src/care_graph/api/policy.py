@@ -72,9 +72,14 @@ class Policy:
         actor = params.add(Arg(None, lambda request: request.viewer.subject))
         role = params.add(Arg(None, lambda request: str(request.viewer.role)))
         return (
-            f"cg_audited_read('{record_type}', {alias}.id, {actor}::text, {role}::text, {json_sql})"
+            f"{AUDIT_FUNCTION}('{record_type}', {alias}.id, {actor}::text, {role}::text,"
+            f" {json_sql})"
         )
 
+
+# The SQL function that returns a record read and writes its audit event (migration 0005): a
+# statement calling it writes, so it runs on the primary, never on a standby.
+AUDIT_FUNCTION = "cg_audited_read"
 
 # Node types whose reads are audited, and the record type their audit events name.
 AUDITED_READS: dict[str, str] = {"Patient": "patient"}

