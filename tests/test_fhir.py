@@ -322,10 +322,6 @@ SEMANTICS: dict[tuple[str, str], tuple[Value, Matches]] = {
         lambda r: r["subject"]["reference"].split("/")[1],
         lambda r, v: r["subject"]["reference"] == f"Patient/{v}",
     ),
-    ("ServiceRequest", "requester"): (
-        lambda r: (r["requester"].get("identifier") or {}).get("value"),
-        lambda r, v: (r["requester"].get("identifier") or {}).get("value") == v,
-    ),
     ("Appointment", "patient"): (
         lambda r: _actor(r, "Patient"),
         lambda r, v: _actor(r, "Patient") == v,
@@ -452,3 +448,36 @@ async def test_id_and_last_updated_search_every_resource(
         )
         since = (await client.get(f"{BASE}/{name}", params={"_lastUpdated": f"ge{updated}"})).json()
         assert page["entry"][0]["resource"]["id"] in [e["resource"]["id"] for e in since["entry"]]
+
+
+async def test_hostile_values_are_refused_with_a_code_never_a_failure(
+    client: httpx.AsyncClient,
+) -> None:
+    superscript_two = "\u00b2"  # a digit to str.isdigit, not to int()
+    assert outcome_code(await client.get(f"{BASE}/Patient/{superscript_two}")) == "NOT_FOUND"
+    for params in (
+        {"_count": superscript_two},
+        {"_count": "9" * 5000},
+        {"_after": "9" * 5000},
+        {"family": "\x00"},
+        {"birthdate": "eq0001-01-01T00:00:00+01:00"},
+        {"x" * 65: "1"},
+    ):
+        assert outcome_code(await client.get(f"{BASE}/Patient", params=params)) == (
+            "INVALID_ARGUMENT"
+        ), params
+    slots = await client.get(f"{BASE}/Slot", params={"start": "gt0001-01-01T00:00:00+01:00"})
+    assert outcome_code(slots) == "INVALID_ARGUMENT"
+    assert outcome_code(await client.get(f"{BASE}/Patient/1/_history")) == "NOT_FOUND"
+
+
+async def test_an_include_asked_twice_brings_each_record_once(client: httpx.AsyncClient) -> None:
+    twice: list[tuple[str, str | int | float | bool | None]] = [
+        ("_count", "10"),
+        *[("_include", "ServiceRequest:patient")] * 2,
+    ]
+    bundle = (await client.get(f"{BASE}/ServiceRequest", params=twice)).json()
+    included = [e["resource"]["id"] for e in bundle["entry"] if e["search"]["mode"] == "include"]
+    assert included
+    assert len(included) == len(set(included))
+    assert all("identifier" not in e["resource"].get("requester", {}) for e in bundle["entry"])

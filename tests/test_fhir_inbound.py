@@ -302,3 +302,37 @@ def test_the_models_accept_what_we_send() -> None:
     patient = patient_entry(fresh_nhs_number(random.Random(2)), "1961-04-02")
     bundle = transaction("x", patient, referral_entry(service_request("GP", patient["fullUrl"])))
     get_fhir_model_class("Bundle").model_validate(bundle)
+
+
+async def test_malformed_messages_are_refused_not_failed_on(client: httpx.AsyncClient) -> None:
+    new = patient_entry(fresh_nhs_number(random.Random(3)), "1970-01-01")
+    good = service_request("GP", new["fullUrl"])
+    shapes = [
+        transaction("shape-1", {**new, "request": "POST"}, referral_entry(good)),
+        transaction("shape-2", new, referral_entry({**good, "extension": 1})),
+        transaction("shape-3", {**new, "resource": {**new["resource"], "telecom": 1}}),
+        transaction("shape-4", new, referral_entry({**good, "subject": {"reference": 5}})),
+        transaction("shape-5", new, referral_entry({**good, "requester": {"display": "\x00"}})),
+        {**transaction("shape-6", new, referral_entry(good)), "identifier": "not an object"},
+    ]
+    for body in shapes:
+        assert outcome_code(await post(client, "", body)) == "INVALID_ARGUMENT", body
+
+
+async def test_a_refused_referral_tells_nothing_of_the_patient(
+    client: httpx.AsyncClient, seeded_url: str
+) -> None:
+    """The referral's own checks come first: a message refused for them answers alike whether
+    its patient is held, held under another date of birth, or new."""
+    [number] = await fetch_one(seeded_url, "SELECT nhs_number FROM patients ORDER BY id LIMIT 1")
+    answers = set()
+    for index, (nhs_number, born) in enumerate(
+        [(number, "1900-01-01"), (fresh_nhs_number(random.Random(4)), "1900-01-01")]
+    ):
+        patient = patient_entry(nhs_number, born)
+        bad_kind = service_request("XX", patient["fullUrl"])
+        response = await post(
+            client, "", transaction(f"probe-{index}", patient, referral_entry(bad_kind))
+        )
+        answers.add((outcome_code(response), response.json()["issue"][0]["diagnostics"]))
+    assert len(answers) == 1, answers

@@ -70,10 +70,10 @@ def slot_of(appointment: dict[str, Any]) -> int:
 async def test_find_proposes_what_graphql_lists_as_candidates(
     client: httpx.AsyncClient, seeded_url: str
 ) -> None:
-    for offset in range(3):
-        referral = await waiting_referral(seeded_url, offset)
+    [booked] = await fetch_one(seeded_url, "SELECT min(id) FROM referrals WHERE status = 'BOOKED'")
+    referrals = [await waiting_referral(seeded_url, offset) for offset in range(3)] + [booked]
+    for referral in referrals:
         proposed = await find(client, referral)
-        assert proposed
         assert all(p["status"] == "proposed" for p in proposed)
         assert all(p["basedOn"] == [{"reference": f"ServiceRequest/{referral}"}] for p in proposed)
         graphql = await client.post(
@@ -127,6 +127,17 @@ async def test_hold_book_and_cancel_go_through_the_booking_rules(
     )
     assert cancelled.status_code == 200, cancelled.text
     assert valid(cancelled.json())["status"] == "cancelled"
+    again = await client.put(
+        f"{BASE}/Appointment/{appointment['id']}",
+        json=cancelled.json()
+        | {
+            "cancelationReason": {
+                "coding": [{"system": codes.CANCELLATION_REASON, "code": "PATIENT_ILL"}]
+            }
+        },
+        headers=FHIR,
+    )
+    assert (again.status_code, again.json()["status"]) == (200, "cancelled")  # sent again
     [offered_to] = await fetch_one(
         seeded_url, "SELECT held_for_referral_id FROM slots WHERE id = $1", slot_of(second)
     )

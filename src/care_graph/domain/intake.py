@@ -15,7 +15,7 @@ from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor
 from care_graph.domain.patients import Demographics, checked_nhs_number, create_patient
-from care_graph.domain.referrals import Constraints, create_referral
+from care_graph.domain.referrals import Constraints, check_referral, create_referral
 from care_graph.domain.waiting_times import Priority
 from care_graph.errors import CareGraphError, ErrorCode
 
@@ -88,6 +88,15 @@ async def refer_once(
         raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "the message needs an identifier")
     key, request_hash = key_of(sender_identifier), _request_hash(inbound)
     async with connection.transaction():
+        # the referral's own checks before anything of the patient, who must not be probed
+        # by a message refused on purpose after its patient was matched or registered
+        await check_referral(
+            connection,
+            actor,
+            to_service=inbound.to_service,
+            referrer_kind=inbound.referrer_kind,
+            constraints=inbound.constraints,
+        )
         if not await booking_store.claim_idempotency_key(
             connection, key, actor.subject, OPERATION, request_hash
         ):

@@ -60,20 +60,18 @@ async def create_referral(
     """Refer a patient (by id, or by NHS number and date of birth: ``may_refer``) to a service;
     the clock starts now and the breach date follows from the priority's standard. Returns the
     referral's id."""
-    if actor.role not in MAY_REFER:
-        raise CareGraphError(ErrorCode.FORBIDDEN, "only referrers and clinicians refer")
-    if referrer_kind not in REFERRER_KINDS:
-        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown referrer kind {referrer_kind!r}")
-    if constraints.max_travel_km is not None and constraints.max_travel_km <= 0:
-        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "maximum travel must be positive")
     now = datetime.now().astimezone()
     async with connection.transaction():
         # every check of the input first: no refusal may depend on whether the patient named
         # is found, or a wrong date of birth would answer differently from a right one
-        to_id = await _service(connection, to_service)
-        from_id = await _service(connection, from_service) if from_service else None
-        if constraints.required_skill is not None:
-            await _check_skill(connection, constraints.required_skill)
+        to_id, from_id = await check_referral(
+            connection,
+            actor,
+            to_service=to_service,
+            referrer_kind=referrer_kind,
+            constraints=constraints,
+            from_service=from_service,
+        )
         patient_id = await may_refer(connection, actor, patient)
         referral_id = await _insert_referral(
             connection,
@@ -99,6 +97,32 @@ async def create_referral(
             connection, actor.subject, actor.role, "CREATE", "referral", referral_id
         )
     return referral_id
+
+
+async def check_referral(
+    connection: Connection,
+    actor: Actor,
+    *,
+    to_service: str,
+    referrer_kind: str,
+    constraints: Constraints,
+    from_service: str | None = None,
+) -> tuple[int, int | None]:
+    """Every check of a referral that does not depend on its patient: who may refer, the
+    referrer's kind, the services (returned as ids: receiving, referring) and the constraints.
+    Made before anything about the patient is looked at or written, so that no answer tells
+    whether a patient is held."""
+    if actor.role not in MAY_REFER:
+        raise CareGraphError(ErrorCode.FORBIDDEN, "only referrers and clinicians refer")
+    if referrer_kind not in REFERRER_KINDS:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown referrer kind {referrer_kind!r}")
+    if constraints.max_travel_km is not None and constraints.max_travel_km <= 0:
+        raise CareGraphError(ErrorCode.INVALID_ARGUMENT, "maximum travel must be positive")
+    to_id = await _service(connection, to_service)
+    from_id = await _service(connection, from_service) if from_service else None
+    if constraints.required_skill is not None:
+        await _check_skill(connection, constraints.required_skill)
+    return to_id, from_id
 
 
 async def may_refer(connection: Connection, actor: Actor, patient: int | Demographics) -> int:

@@ -18,7 +18,6 @@ SKILL = f"{_OURS}/CodeSystem/skill"
 REFERRER_KIND = f"{_OURS}/CodeSystem/referrer-kind"
 CANCELLATION_REASON = f"{_OURS}/CodeSystem/cancellation-reason"
 SITE_CODE = f"{_OURS}/Id/site"
-REFERRER_SUBJECT = f"{_OURS}/Id/referrer"
 REQUEST_ID = f"{_OURS}/Id/request"
 OPERATION_DEFINITION = f"{_OURS}/OperationDefinition"  # $find, $hold, $book (fhir/operations.py)
 REFERRER_KIND_EXTENSION = f"{_OURS}/StructureDefinition/referrer-kind"

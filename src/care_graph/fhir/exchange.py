@@ -61,6 +61,14 @@ def answered(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
                 FHIR_JSON,
             )
         handler = handlers.get("GET" if request.method == "HEAD" else request.method)
+        if not handlers:
+            return outcome(
+                FhirError(
+                    ErrorCode.NOT_FOUND,
+                    f"nothing is served at {request.url.path[:100]} (see {BASE_PATH}/metadata)",
+                ),
+                media,
+            )
         if handler is None:
             allowed = ", ".join(handlers)
             return outcome(
@@ -83,6 +91,11 @@ def answered(handlers: dict[str, Handler]) -> Callable[[Request], Awaitable[Resp
             if error.code is ErrorCode.SERVICE_UNAVAILABLE:
                 return unavailable(error.message, media)
             return outcome(FhirError(error.code, error.message), media)
+        except asyncpg.DataError:  # a value PostgreSQL cannot take (GraphQL: BAD_USER_INPUT)
+            return outcome(
+                FhirError(ErrorCode.INVALID_ARGUMENT, "a value given cannot be stored or compared"),
+                media,
+            )
         except asyncpg.QueryCanceledError:
             return outcome(
                 FhirError(ApiErrorCode.QUERY_TIMEOUT, "the search took too long and was cancelled"),
@@ -160,11 +173,21 @@ async def fetch_row(
 ) -> asyncpg.Record | None:
     """Run one compiled statement as the caller: only their rows, their reads audited."""
     pool: ConnectionSource = request.app.state.pool
-    values = statement.params.values(RequestValues({}, viewer))
     async with pool.acquire() as connection, connection.transaction():
-        await see_as_viewer(connection, viewer.role, viewer.subject, viewer.patient_id)
-        row: asyncpg.Record | None = await connection.fetchrow(statement.sql, *values)
-        return row
+        return await read_as(connection, statement, viewer)
+
+
+async def read_as(
+    connection: Connection, statement: Statement, viewer: Viewer
+) -> asyncpg.Record | None:
+    """Run one compiled statement as the caller, inside the transaction under way: from
+    here on it sees only the caller's rows. A write reads its answer so, before it commits,
+    on its own connection, so that a fault there leaves its outcome unknown, never untold."""
+    await see_as_viewer(connection, viewer.role, viewer.subject, viewer.patient_id)
+    row: asyncpg.Record | None = await connection.fetchrow(
+        statement.sql, *statement.params.values(RequestValues({}, viewer))
+    )
+    return row
 
 
 async def posted(request: Request) -> tuple[Viewer, Any]:

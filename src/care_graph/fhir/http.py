@@ -13,12 +13,14 @@ from __future__ import annotations
 from importlib.metadata import version
 from urllib.parse import urlencode
 
+import asyncpg
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from care_graph.api.errors import ApiErrorCode
+from care_graph.api.http import check_rate
 from care_graph.api.policy import policy_for
 from care_graph.auth import Viewer
 from care_graph.domain import intake
@@ -32,6 +34,7 @@ from care_graph.fhir.exchange import (
     base_url,
     fetch_row,
     posted,
+    read_as,
     resource_of,
     respond,
     viewer_of,
@@ -39,7 +42,9 @@ from care_graph.fhir.exchange import (
 )
 from care_graph.fhir.outcome import FhirError
 from care_graph.fhir.params import Search, parse_search
+from care_graph.fhir.resources import SERVICE_REQUEST
 from care_graph.fhir.search import compile_read, compile_search
+from care_graph.fhir.values import key_of
 from care_graph.observability import metrics
 
 MAX_ID_CHARS = 64  # a FHIR id has at most 64 characters
@@ -57,11 +62,15 @@ def fhir_routes() -> list[Route]:
             answered({"GET": read, "POST": operations.operation, "PUT": operations.update}),
             methods=every,
         ),
+        # anything else under the base (history, compartments): an outcome, not a bare 404
+        Route(f"{BASE_PATH}/{{rest:path}}", answered({}), methods=every),
     ]
 
 
 async def metadata(request: Request, media: str) -> Response:
-    """The CapabilityStatement; public, as FHIR clients read it before they authenticate."""
+    """The CapabilityStatement; public, as FHIR clients read it before they authenticate
+    (counted against the caller's address like any request without a good token)."""
+    await check_rate(request, None)
     statement = capability_statement(base_url(request), version("care-graph"))
     return respond(orjson.dumps(statement), media)
 
@@ -72,14 +81,17 @@ async def read(request: Request, media: str) -> Response:
     resource = resource_of(request)
     viewer = await viewer_of(request)
     key = request.path_params["id"]
-    if not key.isdigit() or len(key) > 18:  # our ids are bigints
+    found = key_of(key)
+    if found is None:  # our ids are bigints
         raise FhirError(
             ErrorCode.NOT_FOUND, f"no {resource.name} has the id {key[:MAX_ID_CHARS]!r}"
         )
-    row = await fetch_row(request, compile_read(resource, int(key), policy_for(viewer)), viewer)
+    row = await fetch_row(request, compile_read(resource, found, policy_for(viewer)), viewer)
     if row is None:
         metrics.observe_request("fhir", f"{resource.name} read", str(ErrorCode.NOT_FOUND), started)
-        raise FhirError(ErrorCode.NOT_FOUND, f"no {resource.name} has the id {key!r}")
+        raise FhirError(
+            ErrorCode.NOT_FOUND, f"no {resource.name} has the id {key[:MAX_ID_CHARS]!r}"
+        )
     metrics.observe_request("fhir", f"{resource.name} read", metrics.OK, started)
     return respond(str(row[0]).encode(), media)
 
@@ -170,12 +182,12 @@ async def create(request: Request, media: str) -> Response:
             {"Allow": "GET"},
         )
     viewer, body = await posted(request)
-    referred = await _refer(request, viewer, inbound.service_request_message(body))
-    location = f"{base_url(request)}ServiceRequest/{referred.referral_id}"
-    row = await fetch_row(
-        request, compile_read(resource, referred.referral_id, policy_for(viewer)), viewer
+    referred, row = await _refer(
+        request, viewer, inbound.service_request_message(body), read_back=True
     )
-    assert row is not None  # the caller may read the referral they made
+    if row is None:  # the rules let them refer; the row rules would hide it: a defect
+        raise FhirError(ErrorCode.INTERNAL, "the referral was made but cannot be shown")
+    location = f"{base_url(request)}ServiceRequest/{referred.referral_id}"
     status = 200 if referred.replayed else 201
     return respond(str(row[0]).encode(), media, status, {"Location": location})
 
@@ -185,7 +197,7 @@ async def transaction(request: Request, media: str) -> Response:
     matched) at once; a transaction-response Bundle says what each entry became."""
     viewer, body = await posted(request)
     message = inbound.transaction_message(body)
-    referred = await _refer(request, viewer, message)
+    referred, _ = await _refer(request, viewer, message, read_back=False)
     done = "200 OK" if referred.replayed else "201 Created"
     entries = []
     if message.patient_in_bundle:
@@ -200,16 +212,23 @@ async def transaction(request: Request, media: str) -> Response:
     return respond(orjson.dumps(bundle), media)
 
 
-async def _refer(request: Request, viewer: Viewer, message: inbound.Message) -> intake.Referred:
-    """Make the referral through the domain's rules, in one transaction."""
+async def _refer(
+    request: Request, viewer: Viewer, message: inbound.Message, *, read_back: bool
+) -> tuple[intake.Referred, asyncpg.Record | None]:
+    """Make the referral through the domain's rules, and read it back as the caller when
+    asked, all in one transaction."""
     started = metrics.now()
+    row = None
     try:
         async with writing(request, "the referral") as connection:
             referred = await intake.refer_once(
                 connection, Actor.of(viewer), message.referral, message.identifier
             )
+            if read_back:
+                read = compile_read(SERVICE_REQUEST, referred.referral_id, policy_for(viewer))
+                row = await read_as(connection, read, viewer)
     except CareGraphError as error:
         metrics.observe_request("fhir", "ServiceRequest create", str(error.code), started)
         raise
     metrics.observe_request("fhir", "ServiceRequest create", metrics.OK, started)
-    return referred
+    return referred, row

@@ -6,20 +6,25 @@ missing or malformed is refused (INVALID_ARGUMENT) naming it, before any work.""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeGuard, TypeVar
 
 from care_graph.domain.intake import InboundReferral, NewPatient, Registration
 from care_graph.domain.referrals import Constraints
 from care_graph.errors import ErrorCode
 from care_graph.fhir import codes
 from care_graph.fhir.outcome import FhirError
+from care_graph.fhir.values import key_of, plain_text
 
 GEOLOCATION = "http://hl7.org/fhir/StructureDefinition/geolocation"
 MAX_ENTRIES = 2  # a transaction carries one referral and at most its patient
 MAX_PREFERRED_SITES = 20
 MAX_TEXT = 200
+MAX_IDENTIFIER = 1000  # a sender's identifier of a message (system|value)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +41,24 @@ def invalid(message: str) -> FhirError:
     return FhirError(ErrorCode.INVALID_ARGUMENT, message)
 
 
+def shaped(read: Callable[[Any], T]) -> Callable[[Any], T]:
+    """Refuse, rather than fail on, a message whose elements are not the JSON types FHIR
+    gives them (a string where an object belongs, a number where a list does)."""
+
+    @functools.wraps(read)
+    def checked(body: Any) -> T:
+        try:
+            return read(body)
+        except (AttributeError, TypeError, KeyError, IndexError):
+            raise invalid(
+                "an element of the message is not of its FHIR type (an object, list or"
+                " string where another belongs)"
+            ) from None
+
+    return checked
+
+
+@shaped
 def service_request_message(body: Any) -> Message:
     """``POST ServiceRequest``: the referral of a patient we hold (``subject`` is
     ``Patient/<id>``), identified by the first of its identifiers that is not a UBRN."""
@@ -47,6 +70,7 @@ def service_request_message(body: Any) -> Message:
     return Message(_referral(request, patient), identifier, patient_in_bundle=False)
 
 
+@shaped
 def transaction_message(body: Any) -> Message:
     """A transaction Bundle of a ServiceRequest and, optionally, the Patient it refers (its
     ``subject`` is that entry's ``fullUrl``); identified by ``Bundle.identifier``, else the
@@ -81,6 +105,8 @@ def transaction_message(body: Any) -> Message:
         patient = _new_patient(resource)
     else:
         patient = _patient_key(reference)
+    if bundle.get("identifier") is not None and not isinstance(bundle["identifier"], dict):
+        raise invalid("Bundle.identifier: an Identifier (system and value)")
     identifier = _bundle_identifier(bundle.get("identifier")) or _sender_identifier(
         request.get("identifier")
     )
@@ -99,16 +125,22 @@ def _text(value: Any, name: str, path: str, *, required: bool = True) -> str:
     found = value.get(name) if isinstance(value, dict) else None
     if found is None and not required:
         return ""
-    if not isinstance(found, str) or not found.strip() or len(found) > MAX_TEXT:
+    if (
+        not isinstance(found, str)
+        or not found.strip()
+        or len(found) > MAX_TEXT
+        or not plain_text(found)
+    ):
         raise invalid(f"{path}.{name}: a text of 1 to {MAX_TEXT} characters")
     return found
 
 
 def _patient_key(reference: str) -> int:
-    kind, _, key = reference.partition("/")
-    if kind != "Patient" or not key.isdigit() or len(key) > 18:
+    kind, _, text = reference.partition("/")
+    key = key_of(text)
+    if kind != "Patient" or key is None:
         raise invalid("ServiceRequest.subject.reference: Patient/<id> of a patient held here")
-    return int(key)
+    return key
 
 
 def _sender_identifier(identifiers: Any) -> str | None:
@@ -116,7 +148,10 @@ def _sender_identifier(identifiers: Any) -> str | None:
         if isinstance(identifier, dict) and identifier.get("system") != codes.UBRN:
             value = identifier.get("value")
             if isinstance(value, str) and value.strip():
-                return f"{identifier.get('system') or ''}|{value}"[: MAX_TEXT * 2]
+                found = f"{identifier.get('system') or ''}|{value}"
+                if len(found) > MAX_IDENTIFIER:
+                    raise invalid(f"identifier: at most {MAX_IDENTIFIER} characters")
+                return found
     return None
 
 
@@ -132,7 +167,7 @@ def _coded(concept: Any, system: str, path: str) -> str | None:
     for coding in codings if isinstance(codings, list) else []:
         if isinstance(coding, dict) and coding.get("system") == system:
             code = coding.get("code")
-            if isinstance(code, str) and 0 < len(code) <= MAX_TEXT:
+            if isinstance(code, str) and 0 < len(code) <= MAX_TEXT and plain_text(code):
                 return code
     raise invalid(f"{path}: a coding in {system}")
 
@@ -176,12 +211,12 @@ def _referral(request: dict[str, Any], patient: int | NewPatient) -> InboundRefe
         raise invalid(f"ServiceRequest.locationReference: at most {MAX_PREFERRED_SITES} sites")
     sites = []
     for location in locations:
-        kind, _, key = _text(location, "reference", "ServiceRequest.locationReference").partition(
-            "/"
-        )
-        if kind != "Location" or not key.isdigit() or len(key) > 9:
+        reference = _text(location, "reference", "ServiceRequest.locationReference")
+        kind, _, text = reference.partition("/")
+        site = key_of(text)
+        if kind != "Location" or site is None or site >= 2**31:
             raise invalid("ServiceRequest.locationReference: Location/<id> of our sites")
-        sites.append(int(key))
+        sites.append(site)
     return InboundReferral(
         patient=patient,
         to_service=service,
@@ -239,24 +274,45 @@ def _registration(patient: dict[str, Any]) -> Registration | None:
     if all(value is None for value in found.values()):
         return None
     missing = [path for path, value in found.items() if value is None]
-    if missing or not all(isinstance(value, str | tuple) for value in found.values()):
-        raise invalid("to register the patient, the Patient needs " + ", ".join(missing or found))
+    if missing:
+        raise invalid("to register the patient, the Patient needs " + ", ".join(missing))
+    texts = [path for path, value in found.items() if isinstance(value, str)]
+    if len(texts) != len(found) - 1 or not all(_fits(found[path]) for path in texts):
+        raise invalid(
+            f"to register the patient: {', '.join(texts)} are texts of 1 to {MAX_TEXT} characters"
+        )
     telecom = {
-        point.get("system"): point.get("value")
+        point["system"]: point["value"]
         for point in patient.get("telecom") or []
-        if isinstance(point, dict) and isinstance(point.get("value"), str)
+        if isinstance(point, dict)
+        and point.get("system") in ("phone", "email")
+        and _fits(point.get("value"))
     }
     assert where is not None
     return Registration(
-        given_name=str(found["name.given"])[:MAX_TEXT],
-        family_name=str(found["name.family"])[:MAX_TEXT],
-        postcode=str(found["address.postalCode"])[:MAX_TEXT],
+        given_name=str(found["name.given"]),
+        family_name=str(found["name.family"]),
+        postcode=str(found["address.postalCode"]),
         region=str(regions[0]),
         latitude=where[0],
         longitude=where[1],
         phone=telecom.get("phone"),
         email=telecom.get("email"),
     )
+
+
+def _fits(value: Any) -> bool:
+    """A text we keep: 1 to ``MAX_TEXT`` characters, no NUL."""
+    return (
+        isinstance(value, str)
+        and len(value.strip()) > 0
+        and len(value) <= MAX_TEXT
+        and (plain_text(value))
+    )
+
+
+def _number(value: Any) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _geolocation(address: dict[str, Any]) -> tuple[float, float] | None:
@@ -268,7 +324,7 @@ def _geolocation(address: dict[str, Any]) -> tuple[float, float] | None:
                 if isinstance(part, dict)
             }
             latitude, longitude = parts.get("latitude"), parts.get("longitude")
-            if isinstance(latitude, int | float) and isinstance(longitude, int | float):
+            if _number(latitude) and _number(longitude):
                 return float(latitude), float(longitude)
             raise invalid("Patient.address geolocation: latitude and longitude valueDecimal")
     return None

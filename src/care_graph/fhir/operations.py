@@ -13,23 +13,25 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import asyncpg
+import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
 from care_graph.api.args import Arg, Params
 from care_graph.api.errors import ApiErrorCode
-from care_graph.api.lists import REACHABLE_SITES
+from care_graph.api.lists import CANDIDATE_SLOTS
 from care_graph.api.policy import policy_for
 from care_graph.auth import Viewer
-from care_graph.db.bookable import bookable
 from care_graph.domain import scheduling
 from care_graph.domain.booking import Actor
-from care_graph.errors import ErrorCode
+from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.fhir import codes
 from care_graph.fhir.exchange import (
     base_url,
     fetch_row,
     posted,
+    read_as,
     resource_of,
     respond,
     writing,
@@ -38,6 +40,7 @@ from care_graph.fhir.inbound import invalid
 from care_graph.fhir.outcome import FhirError
 from care_graph.fhir.resources import APPOINTMENT, proposed_appointment
 from care_graph.fhir.search import Statement, compile_read
+from care_graph.fhir.values import key_of, zoned
 from care_graph.matching.cost import CostModel
 
 DEFAULT_FIND = 10
@@ -84,22 +87,23 @@ def _parameters(body: Any) -> dict[str, Any]:
 
 
 def _reference_key(parameter: Any, kind: str, path: str) -> int:
-    reference = (parameter or {}).get("reference") if isinstance(parameter, dict) else None
-    found_kind, _, key = reference.partition("/") if isinstance(reference, str) else ("", "", "")
-    if found_kind != kind or not key.isdigit() or len(key) > 18:
+    reference = parameter.get("reference") if isinstance(parameter, dict) else None
+    found_kind, _, text = reference.partition("/") if isinstance(reference, str) else ("", "", "")
+    key = key_of(text)
+    if found_kind != kind or key is None:
         raise invalid(f"{path}: a reference to {kind}/<id>")
-    return int(key)
+    return key
 
 
 def _instant(parameter: Any, path: str) -> datetime | None:
     if parameter is None:
         return None
-    text = parameter.get("valueDateTime") or parameter.get("valueInstant")
+    text = parameter.get("valueDateTime") if isinstance(parameter, dict) else None
     try:
-        when = datetime.fromisoformat(text) if isinstance(text, str) else None
+        when = zoned(datetime.fromisoformat(text)) if isinstance(text, str) else None
     except ValueError:
         when = None
-    if when is None or when.tzinfo is None:
+    if when is None:
         raise invalid(f"{path}: a date-time with its time zone")
     return when
 
@@ -142,9 +146,9 @@ def _proposal(chosen: Chosen, viewer: Viewer, status: str) -> Statement:
 async def find(
     request: Request, media: str, viewer: Viewer, parameters: dict[str, Any]
 ) -> Response:
-    """``$find``: the slots the referral may book, soonest first, as proposed Appointments in a
-    searchset Bundle; ``start`` and ``end`` bound when they start, ``_count`` how many (10,
-    at most 50). 404 for a referral the caller may not see."""
+    """``$find``: the slots the referral may book, soonest first (GraphQL's candidateSlots),
+    as proposed Appointments in a searchset Bundle; ``start`` and ``end`` bound when they
+    start, ``_count`` how many (10, at most 50). 404 for a referral the caller may not see."""
     referral = _reference_key(
         (parameters.get("referral") or {}).get("valueReference"),
         "ServiceRequest",
@@ -158,7 +162,10 @@ async def find(
     end = _instant(parameters.get("end"), "Parameters.end")
     params = Params()
     policy = policy_for(viewer)
-    where = [f"s.site_id IN ({REACHABLE_SITES.format(p='r')})", bookable("r", "s")]
+    # the very condition of GraphQL's Referral.candidateSlots: one rule, one place
+    candidates = CANDIDATE_SLOTS.condition("s", "r")
+    assert candidates is not None
+    where = [candidates]
     if start is not None:
         where.append(f"s.starts_at >= {params.add(Arg.constant(start))}::timestamptz")
     if end is not None:
@@ -203,9 +210,8 @@ async def hold(
             model=_model(request),
             minutes=minutes,
         )
-    row = await fetch_row(request, _proposal(chosen, viewer, "pending"), viewer)
-    assert row is not None  # the hold was the caller's to make
-    return respond(str(row[0]).encode(), media)
+        row = await read_as(connection, _proposal(chosen, viewer, "pending"), viewer)
+    return _answer(row, media)
 
 
 async def book(
@@ -228,12 +234,10 @@ async def book(
             model=_model(request),
             idempotency_key=key,
         )
-    row = await fetch_row(
-        request, compile_read(APPOINTMENT, booked.appointment_id, policy_for(viewer)), viewer
-    )
-    assert row is not None  # the caller may read what they booked
+        read = compile_read(APPOINTMENT, booked.appointment_id, policy_for(viewer))
+        row = await read_as(connection, read, viewer)
     location = f"{base_url(request)}Appointment/{booked.appointment_id}"
-    return respond(str(row[0]).encode(), media, 201, {"Location": location})
+    return _answer(row, media, 201, {"Location": location})
 
 
 async def update(request: Request, media: str) -> Response:
@@ -247,36 +251,56 @@ async def update(request: Request, media: str) -> Response:
         )
     viewer, body = await posted(request)
     key = request.path_params["id"]
-    if not key.isdigit() or len(key) > 18:
+    found = key_of(key)
+    if found is None:
         raise FhirError(ErrorCode.NOT_FOUND, f"no Appointment has the id {key[:64]!r}")
+    appointment_id = found
     if not isinstance(body, dict) or body.get("resourceType") != "Appointment":
         raise invalid("the body must be an Appointment")
     if body.get("id") != key:
         raise invalid("Appointment.id must be the id in the URL")
     if body.get("status") != "cancelled":
         raise invalid("an Appointment is changed here only by cancelling it (status cancelled)")
-    reasons = (body.get("cancelationReason") or {}).get("coding") or []
+    concept = body.get("cancelationReason")
+    reasons = concept.get("coding") if isinstance(concept, dict) else None
     reason = next(
         (
             coding.get("code")
-            for coding in reasons
+            for coding in (reasons if isinstance(reasons, list) else [])
             if isinstance(coding, dict) and coding.get("system") == codes.CANCELLATION_REASON
         ),
         None,
     )
     if not isinstance(reason, str):
         raise invalid(f"Appointment.cancelationReason: a coding in {codes.CANCELLATION_REASON}")
-    async with writing(request, "the cancellation") as connection:
-        await scheduling.cancel(
-            connection,
-            appointment_id=int(key),
-            reason=reason,
-            actor=Actor.of(viewer),
-            model=_model(request),
-        )
-    row = await fetch_row(request, compile_read(APPOINTMENT, int(key), policy_for(viewer)), viewer)
-    assert row is not None
-    return respond(str(row[0]).encode(), media)
+    read = compile_read(APPOINTMENT, appointment_id, policy_for(viewer))
+    try:
+        async with writing(request, "the cancellation") as connection:
+            await scheduling.cancel(
+                connection,
+                appointment_id=appointment_id,
+                reason=reason,
+                actor=Actor.of(viewer),
+                model=_model(request),
+            )
+            row = await read_as(connection, read, viewer)
+    except CareGraphError as error:
+        if error.code is not ErrorCode.INVALID_TRANSITION:
+            raise
+        # cancelled already (this very update sent again, say): the state asked for stands
+        row = await fetch_row(request, read, viewer)
+        if row is None or orjson.loads(row[0]).get("status") != "cancelled":
+            raise
+    return _answer(row, media)
+
+
+def _answer(
+    row: asyncpg.Record | None, media: str, status: int = 200, headers: dict[str, str] | None = None
+) -> Response:
+    """A resource the caller just changed, as they may now read it."""
+    if row is None:  # the rules let them change it; the row rules would hide it: a defect
+        raise FhirError(ErrorCode.INTERNAL, "the change was made but cannot be shown")
+    return respond(str(row[0]).encode(), media, status, headers)
 
 
 def _model(request: Request) -> CostModel:

@@ -16,15 +16,16 @@ from typing import Any
 from care_graph.errors import ErrorCode
 from care_graph.fhir.declare import Include, ParamKind, Resource, SearchParam
 from care_graph.fhir.outcome import FhirError
+from care_graph.fhir.values import key_of, plain_text, zoned
 
 DEFAULT_COUNT = 20
 MAX_COUNT = 100  # as a GraphQL page (api/lists.py MAX_PAGE_SIZE)
 MAX_PARAMETERS = 30  # query items in one search
 MAX_VALUES = 50  # comma-separated values in one parameter
 MAX_VALUE_CHARS = 200
+MAX_NAME_CHARS = 64
 MAX_NEAR_KM = 500.0
 DEFAULT_NEAR_KM = 10.0
-MAX_KEY = 2**63 - 1
 RESULT_PARAMETERS = ("_count", "_total", "_include", "_after", "_before", "_format")
 DATE_PREFIXES = {"eq": "=", "ne": "<>", "gt": ">", "lt": "<", "ge": ">=", "le": "<="}
 _PREFIXED = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=\d)")
@@ -86,15 +87,21 @@ def parse_search(resource: Resource, items: Sequence[tuple[str, str]], *, strict
     count, after, before, total = DEFAULT_COUNT, None, None, False
     includes: list[Include] = []
     for key, value in items:
+        if len(key) > MAX_NAME_CHARS:
+            raise invalid(f"a parameter's name has at most {MAX_NAME_CHARS} characters")
         if len(value) > MAX_VALUE_CHARS * MAX_VALUES:
             raise invalid(f"the value of {key!r} is too long")
+        if not plain_text(value):
+            raise invalid(f"the value of {key!r} holds a NUL character")
         name, _, modifier = key.partition(":")
         if name == "_count":
             count = _count(value)
         elif name == "_total":
             total = _total(value)
         elif name == "_include":
-            includes.append(_include(resource, value))
+            include = _include(resource, value)
+            if include not in includes:  # the same include twice brings nothing more
+                includes.append(include)
         elif name in ("_after", "_before"):
             key_value = _key(value, name)
             after, before = (key_value, before) if name == "_after" else (after, key_value)
@@ -117,9 +124,10 @@ def parse_search(resource: Resource, items: Sequence[tuple[str, str]], *, strict
 
 
 def _count(value: str) -> int:
-    if not value.isdigit() or not 0 <= int(value) <= MAX_COUNT:
+    count = key_of(value)
+    if count is None or count > MAX_COUNT:
         raise invalid(f"_count is a whole number from 0 to {MAX_COUNT}")
-    return int(value)
+    return count
 
 
 def _total(value: str) -> bool:
@@ -138,9 +146,10 @@ def _include(resource: Resource, value: str) -> Include:
 
 
 def _key(value: str, name: str) -> int:
-    if not value.isdigit() or int(value) > MAX_KEY:
+    key = key_of(value)
+    if key is None:
         raise invalid(f"{name} is a cursor from a Bundle's link")
-    return int(value)
+    return key
 
 
 def _filter(param: SearchParam, modifier: str, value: str) -> Filter:
@@ -186,8 +195,8 @@ def _date(param: SearchParam, value: str) -> tuple[str, date | datetime]:
     except ValueError:
         kind = "a date (YYYY-MM-DD)" if param.dates_only else "a date or a date-time with a zone"
         raise invalid(f"{param.name} takes {kind}, not {text!r}") from None
-    if when.tzinfo is None:
-        raise invalid(f"{param.name}: a date-time needs its time zone, as FHIR requires")
+    if zoned(when) is None:
+        raise invalid(f"{param.name}: a date-time with its time zone, within the calendar")
     return prefix, when
 
 
@@ -212,7 +221,7 @@ def _reference(param: SearchParam, value: str) -> int | None:
     *path, key = value.rstrip("/").split("/")
     if path and path[-1] != param.target:
         raise invalid(f"{param.name} refers to a {param.target}, not {path[-1]!r}")
-    return int(key) if key.isdigit() and int(key) <= MAX_KEY else None
+    return key_of(key)
 
 
 def _token(param: SearchParam, value: str) -> str | None:

@@ -122,9 +122,8 @@ SERVICE_REQUEST = Resource(
         "occurrencePeriod": "json_build_object("
         f"'start', {fhir_date('{t}.earliest_date')}, 'end', {fhir_date('{t}.breach_date')})",
         "authoredOn": "cg_timestamp({t}.received_at)",
-        "requester": "json_build_object('display', {t}.referrer_name, 'identifier',"
-        f" CASE WHEN {{t}}.referrer_subject IS NOT NULL THEN json_build_object("
-        f"'system', '{codes.REFERRER_SUBJECT}', 'value', {{t}}.referrer_subject) END)",
+        # the referrer's name only: their account (token subject) is shown to no one
+        "requester": "json_build_object('display', {t}.referrer_name)",
         "performerType": f"CASE WHEN {{t}}.required_skill IS NOT NULL THEN "
         f"{concept(codes.SKILL, '{t}.required_skill')} END",
         "locationReference": "(SELECT json_agg(json_build_object('reference',"
@@ -152,13 +151,6 @@ SERVICE_REQUEST = Resource(
         ),
         SearchParam(
             "subject", ParamKind.REFERENCE, "{t}.patient_id", "the patient", target="Patient"
-        ),
-        SearchParam(
-            "requester",
-            ParamKind.TOKEN,
-            "{t}.referrer_subject",
-            "the requester's identifier (the referrer's token subject)",
-            system=codes.REFERRER_SUBJECT,
         ),
         _last_updated("{t}.updated_at"),
     ),
