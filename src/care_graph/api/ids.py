@@ -45,4 +45,5 @@ def decode_cursor(cursor: str) -> tuple[str, int]:
             return sort_key, key
     except (binascii.Error, orjson.JSONDecodeError, ValueError, TypeError):
         pass
-    raise ApiError(ApiErrorCode.BAD_USER_INPUT, f"invalid cursor: {cursor!r}")
+    # never echoed: the client sent it, and an echo would carry whatever it holds
+    raise ApiError(ApiErrorCode.BAD_USER_INPUT, "invalid cursor: give one this API returned")
