@@ -32,6 +32,13 @@ def seeded_url(databases: DatabaseFactory) -> str:
     return databases.create(seeded=True)
 
 
+@pytest.fixture(scope="module")
+def own_seeded_url(databases: DatabaseFactory) -> str:
+    """The same tiny demo in a database of the module's own, for tests that write: their
+    writes (the audit events of patient reads too) never reach the shared seeded database."""
+    return databases.create(seeded=True)
+
+
 @pytest.fixture
 async def connection(migrated_url: str) -> AsyncIterator[asyncpg.Connection[Any]]:
     """A connection to the shared migrated database inside a transaction rolled back after."""

@@ -58,8 +58,8 @@ BINDINGS: dict[str, dict[str, frozenset[str]]] = {
 
 
 @pytest.fixture
-async def client(seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(seeded_url, headers=CLERK) as found:
+async def client(own_seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(own_seeded_url, headers=CLERK) as found:
         yield found
 
 
@@ -122,9 +122,9 @@ async def test_every_resource_validates_and_reads_as_it_searches(
 
 
 async def test_paging_walks_every_referral_once_and_back(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
-    [expected] = await fetch_one(seeded_url, "SELECT count(*) FROM referrals")
+    [expected] = await fetch_one(own_seeded_url, "SELECT count(*) FROM referrals")
     seen: list[int] = []
     pages = []
     url: str | None = f"{BASE}/ServiceRequest?_count=100&_total=accurate"
@@ -158,10 +158,10 @@ async def test_include_brings_each_referral_patient(client: httpx.AsyncClient) -
 
 
 async def test_search_parameters_filter_as_declared(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
     [patient, nhs, family, born] = await fetch_one(
-        seeded_url,
+        own_seeded_url,
         "SELECT id, nhs_number, family_name, date_of_birth::text FROM patients ORDER BY id LIMIT 1",
     )
 
@@ -174,34 +174,35 @@ async def test_search_parameters_filter_as_declared(
     assert str(patient) in await ids("Patient", family=family[:3].lower(), birthdate=born)
     active = await ids("ServiceRequest", status="active", patient=f"Patient/{patient}")
     [wanted] = await fetch_one(
-        seeded_url,
+        own_seeded_url,
         "SELECT coalesce(array_agg(id::text), '{}') FROM referrals"
         " WHERE patient_id = $1 AND status IN ('SUBMITTED', 'ACCEPTED', 'BOOKED')",
         patient,
     )
     assert active == set(wanted)
-    [day] = await fetch_one(seeded_url, "SELECT min(starts_at)::date::text FROM slots")
+    [day] = await fetch_one(own_seeded_url, "SELECT min(starts_at)::date::text FROM slots")
     on_day = await ids("Slot", start=f"ge{day}T00:00:00+00:00", _count="10")
     assert on_day
 
 
 async def test_patients_see_only_their_own_records_and_reads_are_audited(
-    seeded_url: str,
+    own_seeded_url: str,
 ) -> None:
     [mine, theirs] = await fetch_one(
-        seeded_url, "SELECT min(id), max(id) FROM (SELECT id FROM patients ORDER BY id LIMIT 2) p"
+        own_seeded_url,
+        "SELECT min(id), max(id) FROM (SELECT id FROM patients ORDER BY id LIMIT 2) p",
     )
     [before] = await fetch_one(
-        seeded_url, "SELECT count(*) FROM audit_events WHERE record_type = 'patient'"
+        own_seeded_url, "SELECT count(*) FROM audit_events WHERE record_type = 'patient'"
     )
-    async with asgi_client(seeded_url, headers=bearer(Role.PATIENT, "p-1", mine)) as client:
+    async with asgi_client(own_seeded_url, headers=bearer(Role.PATIENT, "p-1", mine)) as client:
         assert (await client.get(f"{BASE}/Patient/{mine}")).status_code == 200
         assert outcome_code(await client.get(f"{BASE}/Patient/{theirs}")) == "NOT_FOUND"
         bundle = (await client.get(f"{BASE}/ServiceRequest", params={"_count": "100"})).json()
         subjects = {e["resource"]["subject"]["reference"] for e in bundle.get("entry", [])}
         assert subjects <= {f"Patient/{mine}"}
     [after] = await fetch_one(
-        seeded_url, "SELECT count(*) FROM audit_events WHERE record_type = 'patient'"
+        own_seeded_url, "SELECT count(*) FROM audit_events WHERE record_type = 'patient'"
     )
     assert after == before + 1  # the read shown; the one refused was never read
 
@@ -246,9 +247,9 @@ def test_the_docs_table_is_the_declarations() -> None:
         assert row in docs, f"docs/fhir.md's table is out of date for {resource.name}"
 
 
-async def test_served_over_a_real_socket(seeded_url: str) -> None:
+async def test_served_over_a_real_socket(own_seeded_url: str) -> None:
     async with (
-        live_server(seeded_url) as address,
+        live_server(own_seeded_url) as address,
         httpx.AsyncClient(base_url=f"http://{address}", headers=CLERK) as client,
     ):
         bundle = valid((await client.get(f"{BASE}/Location", params={"_count": "2"})).json())

@@ -30,8 +30,8 @@ CREATE_REFERRAL = """mutation($i: CreateReferralInput!) { createReferral(input: 
 
 
 @pytest.fixture
-async def client(seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(seeded_url, headers=REFERRER) as found:
+async def client(own_seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(own_seeded_url, headers=REFERRER) as found:
         yield found
 
 
@@ -121,21 +121,21 @@ async def counts(url: str) -> tuple[int, int]:
 
 @pytest.mark.parametrize("kind", KINDS)
 async def test_a_bundle_from_each_referring_service_registers_and_refers_once(
-    client: httpx.AsyncClient, seeded_url: str, kind: str
+    client: httpx.AsyncClient, own_seeded_url: str, kind: str
 ) -> None:
     number = fresh_nhs_number(random.Random(kind))
     patient = patient_entry(number, "1961-04-02")
     message = transaction(
         f"message-{kind}", patient, referral_entry(service_request(kind, patient["fullUrl"]))
     )
-    before = await counts(seeded_url)
+    before = await counts(own_seeded_url)
     response = await post(client, "", message)
     assert response.status_code == 200, response.text
     answered = valid(response.json())
     assert [entry["response"]["status"] for entry in answered["entry"]] == ["201 Created"] * 2
     patient_id = answered["entry"][0]["response"]["location"].split("/")[1]
     referral_id = answered["entry"][1]["response"]["location"].split("/")[1]
-    assert await counts(seeded_url) == (before[0] + 1, before[1] + 1)
+    assert await counts(own_seeded_url) == (before[0] + 1, before[1] + 1)
 
     read = valid((await client.get(f"{BASE}/ServiceRequest/{referral_id}")).json())
     assert read["subject"] == {"reference": f"Patient/{patient_id}"}
@@ -148,7 +148,7 @@ async def test_a_bundle_from_each_referring_service_registers_and_refers_once(
         == message["entry"][1]["resource"]["occurrencePeriod"]["start"]
     )
     [region, clock, breach] = await fetch_one(
-        seeded_url,
+        own_seeded_url,
         "SELECT p.region_code, r.clock_start > now() - interval '1 minute', r.breach_date"
         " FROM referrals r JOIN patients p ON p.id = r.patient_id WHERE r.id = $1",
         int(referral_id),
@@ -159,7 +159,7 @@ async def test_a_bundle_from_each_referring_service_registers_and_refers_once(
     again = valid((await post(client, "", message)).json())
     assert [entry["response"]["status"] for entry in again["entry"]] == ["200 OK"] * 2
     assert again["entry"][1]["response"]["location"] == f"ServiceRequest/{referral_id}"
-    assert await counts(seeded_url) == (before[0] + 1, before[1] + 1)
+    assert await counts(own_seeded_url) == (before[0] + 1, before[1] + 1)
 
     changed = transaction(
         f"message-{kind}",
@@ -170,32 +170,33 @@ async def test_a_bundle_from_each_referring_service_registers_and_refers_once(
 
 
 async def test_a_patient_held_is_matched_by_nhs_number_and_date_of_birth(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
     [patient, number, born] = await fetch_one(
-        seeded_url, "SELECT id, nhs_number, date_of_birth::text FROM patients ORDER BY id LIMIT 1"
+        own_seeded_url,
+        "SELECT id, nhs_number, date_of_birth::text FROM patients ORDER BY id LIMIT 1",
     )
     held = patient_entry(number, born, register=False)
     message = transaction("match-1", held, referral_entry(service_request("GP", held["fullUrl"])))
-    before = await counts(seeded_url)
+    before = await counts(own_seeded_url)
     answered = valid((await post(client, "", message)).json())
     assert answered["entry"][0]["response"] == {
         "status": "200 OK",
         "location": f"Patient/{patient}",
     }
-    assert await counts(seeded_url) == (before[0], before[1] + 1)
+    assert await counts(own_seeded_url) == (before[0], before[1] + 1)
 
     wrong = patient_entry(number, "1900-01-01", register=False)
     message = transaction("match-2", wrong, referral_entry(service_request("GP", wrong["fullUrl"])))
     assert outcome_code(await post(client, "", message)) == "NOT_FOUND"
-    assert await counts(seeded_url) == (before[0], before[1] + 1)
+    assert await counts(own_seeded_url) == (before[0], before[1] + 1)
 
 
 async def test_a_service_request_posted_alone_refers_a_patient_reached(
-    seeded_url: str,
+    own_seeded_url: str,
 ) -> None:
-    [patient] = await fetch_one(seeded_url, "SELECT min(id) FROM patients")
-    async with asgi_client(seeded_url, headers=bearer(Role.CLINICIAN, "dr-1")) as client:
+    [patient] = await fetch_one(own_seeded_url, "SELECT min(id) FROM patients")
+    async with asgi_client(own_seeded_url, headers=bearer(Role.CLINICIAN, "dr-1")) as client:
         body = service_request("CONSULTANT", f"Patient/{patient}")
         made = await post(client, "/ServiceRequest", body)
         assert made.status_code == 201, made.text
@@ -207,10 +208,11 @@ async def test_a_service_request_posted_alone_refers_a_patient_reached(
 
 
 async def test_fhir_and_graphql_make_the_same_referral(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
     [patient, number, born] = await fetch_one(
-        seeded_url, "SELECT id, nhs_number, date_of_birth::text FROM patients ORDER BY id LIMIT 1"
+        own_seeded_url,
+        "SELECT id, nhs_number, date_of_birth::text FROM patients ORDER BY id LIMIT 1",
     )
     earliest = (date.today() + timedelta(days=3)).isoformat()
     graphql = await client.post(
@@ -239,7 +241,7 @@ async def test_fhir_and_graphql_make_the_same_referral(
         " status, breach_date, earliest_date, max_travel_km, required_skill, preferred_site_ids"
     )
     rows = [
-        await fetch_one(seeded_url, f"SELECT {columns} FROM referrals WHERE id = $1", key)
+        await fetch_one(own_seeded_url, f"SELECT {columns} FROM referrals WHERE id = $1", key)
         for key in (key_of_type(by_graphql, "Referral"), by_fhir)
     ]
     assert rows[0] == rows[1]
@@ -247,9 +249,9 @@ async def test_fhir_and_graphql_make_the_same_referral(
 
 
 async def test_refused_messages_change_nothing_and_say_why(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
-    before = await counts(seeded_url)
+    before = await counts(own_seeded_url)
     new = patient_entry(fresh_nhs_number(random.Random(1)), "1970-01-01")
     unknown_service = service_request(
         "GP", new["fullUrl"], code={"coding": [{"system": codes.SERVICE_CODE, "code": "NOPE"}]}
@@ -291,10 +293,10 @@ async def test_refused_messages_change_nothing_and_say_why(
     assert outcome_code(await post(client, "/Patient", {"resourceType": "Patient"})) == (
         "METHOD_NOT_ALLOWED"
     )
-    async with asgi_client(seeded_url, headers=bearer(Role.PATIENT, "p", 1)) as patient:
+    async with asgi_client(own_seeded_url, headers=bearer(Role.PATIENT, "p", 1)) as patient:
         message = transaction("bad-5", new, referral_entry(service_request("GP", new["fullUrl"])))
         assert outcome_code(await post(patient, "", message)) == "FORBIDDEN"
-    assert await counts(seeded_url) == before
+    assert await counts(own_seeded_url) == before
 
 
 def test_the_models_accept_what_we_send() -> None:
@@ -320,11 +322,13 @@ async def test_malformed_messages_are_refused_not_failed_on(client: httpx.AsyncC
 
 
 async def test_a_refused_referral_tells_nothing_of_the_patient(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
     """The referral's own checks come first: a message refused for them answers alike whether
     its patient is held, held under another date of birth, or new."""
-    [number] = await fetch_one(seeded_url, "SELECT nhs_number FROM patients ORDER BY id LIMIT 1")
+    [number] = await fetch_one(
+        own_seeded_url, "SELECT nhs_number FROM patients ORDER BY id LIMIT 1"
+    )
     answers = set()
     for index, (nhs_number, born) in enumerate(
         [(number, "1900-01-01"), (fresh_nhs_number(random.Random(4)), "1900-01-01")]

@@ -25,8 +25,8 @@ FHIR = {"Content-Type": "application/fhir+json"}
 
 
 @pytest.fixture
-async def client(seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
-    async with asgi_client(seeded_url, headers=CLERK) as found:
+async def client(own_seeded_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with asgi_client(own_seeded_url, headers=CLERK) as found:
         yield found
 
 
@@ -68,10 +68,12 @@ def slot_of(appointment: dict[str, Any]) -> int:
 
 
 async def test_find_proposes_what_graphql_lists_as_candidates(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
-    [booked] = await fetch_one(seeded_url, "SELECT min(id) FROM referrals WHERE status = 'BOOKED'")
-    referrals = [await waiting_referral(seeded_url, offset) for offset in range(3)] + [booked]
+    [booked] = await fetch_one(
+        own_seeded_url, "SELECT min(id) FROM referrals WHERE status = 'BOOKED'"
+    )
+    referrals = [await waiting_referral(own_seeded_url, offset) for offset in range(3)] + [booked]
     for referral in referrals:
         proposed = await find(client, referral)
         assert all(p["status"] == "proposed" for p in proposed)
@@ -85,9 +87,9 @@ async def test_find_proposes_what_graphql_lists_as_candidates(
 
 
 async def test_hold_book_and_cancel_go_through_the_booking_rules(
-    client: httpx.AsyncClient, seeded_url: str
+    client: httpx.AsyncClient, own_seeded_url: str
 ) -> None:
-    referral = await waiting_referral(seeded_url)
+    referral = await waiting_referral(own_seeded_url)
     first, second = (await find(client, referral, 2))[:2]
     held = await client.post(
         f"{BASE}/Appointment/$hold",
@@ -110,7 +112,7 @@ async def test_hold_book_and_cancel_go_through_the_booking_rules(
     again = await client.post(f"{BASE}/Appointment/$book", json=book, headers=FHIR)
     assert again.json()["id"] == appointment["id"]  # the retry booked nothing more
     [first_held_for] = await fetch_one(
-        seeded_url, "SELECT held_for_referral_id FROM slots WHERE id = $1", slot_of(first)
+        own_seeded_url, "SELECT held_for_referral_id FROM slots WHERE id = $1", slot_of(first)
     )
     assert first_held_for != referral  # booking let go of the referral's hold
 
@@ -139,20 +141,22 @@ async def test_hold_book_and_cancel_go_through_the_booking_rules(
     )
     assert (again.status_code, again.json()["status"]) == (200, "cancelled")  # sent again
     [offered_to] = await fetch_one(
-        seeded_url, "SELECT held_for_referral_id FROM slots WHERE id = $1", slot_of(second)
+        own_seeded_url, "SELECT held_for_referral_id FROM slots WHERE id = $1", slot_of(second)
     )
     assert offered_to != referral  # offered on, never back to the one that gave it up
 
 
-async def test_scheduling_refusals_are_coded(client: httpx.AsyncClient, seeded_url: str) -> None:
-    referral = await waiting_referral(seeded_url, 5)
+async def test_scheduling_refusals_are_coded(
+    client: httpx.AsyncClient, own_seeded_url: str
+) -> None:
+    referral = await waiting_referral(own_seeded_url, 5)
     [first] = await find(client, referral, 1)
     booked = await client.post(
         f"{BASE}/Appointment/$book", json=parameters(appointment={"resource": first}), headers=FHIR
     )
     assert booked.status_code == 201
     [other] = await fetch_one(
-        seeded_url,
+        own_seeded_url,
         f"SELECT r.id FROM referrals r, slots s WHERE s.id = $1 AND {referral_waits('r')}"
         " AND r.to_service_id = s.service_id AND r.id <> $2 ORDER BY r.id LIMIT 1",
         slot_of(first),
@@ -175,15 +179,17 @@ async def test_scheduling_refusals_are_coded(client: httpx.AsyncClient, seeded_u
     assert outcome_code(await client.put(f"{BASE}/Patient/1", json={}, headers=FHIR)) == (
         "METHOD_NOT_ALLOWED"
     )
-    async with asgi_client(seeded_url, headers=bearer(Role.PATIENT, "p-9", 999_999)) as stranger:
+    async with asgi_client(
+        own_seeded_url, headers=bearer(Role.PATIENT, "p-9", 999_999)
+    ) as stranger:
         hidden = await stranger.post(
             f"{BASE}/Appointment/$find",
             json=parameters(referral={"valueReference": {"reference": f"ServiceRequest/{other}"}}),
             headers=FHIR,
         )
         assert outcome_code(hidden) == "NOT_FOUND"
-    async with asgi_client(seeded_url, headers=bearer(Role.REFERRER, "gp-1")) as referrer:
-        [proposal] = await find(client, await waiting_referral(seeded_url, 7), 1)
+    async with asgi_client(own_seeded_url, headers=bearer(Role.REFERRER, "gp-1")) as referrer:
+        [proposal] = await find(client, await waiting_referral(own_seeded_url, 7), 1)
         forbidden = await referrer.post(
             f"{BASE}/Appointment/$book",
             json=parameters(appointment={"resource": proposal}),
