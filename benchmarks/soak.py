@@ -56,6 +56,7 @@ CANCEL = """mutation SoakCancel($i: CancelAppointmentInput!) { cancelAppointment
   appointment { status } } }"""
 WATCH = "subscription SoakWatch { appointmentChanged { status } }"
 UNCODED = "UNCODED"  # an answer without a stable code: a plain 500, a reset, a timeout
+KEPT_UNCODED = 10  # described in the summary
 SUBSCRIPTION_SECONDS = 20.0  # each subscriber holds its subscription this long, then again
 GOALS = {"rss": 0.10, "p99": 0.20}
 JUDGED_FROM_S = 600  # drift goals bind on runs at least this long
@@ -92,10 +93,17 @@ class Tally:
     codes: Counter[str] = field(default_factory=Counter)
     events: int = 0
     subscriptions: int = 0
+    uncoded: list[str] = field(default_factory=list)  # what the first few were
 
-    def answered(self, started: float, code: str) -> None:
+    def answered(self, started: float, code: str, what: str = "") -> None:
         self.latencies.append(time.perf_counter() - started)
         self.codes[code] += 1
+        if code == UNCODED:
+            self.saw_uncoded(what)
+
+    def saw_uncoded(self, what: str) -> None:
+        if len(self.uncoded) < KEPT_UNCODED:
+            self.uncoded.append(what[:200])
 
 
 @dataclass
@@ -110,6 +118,7 @@ class Result:
     client_connections_left: int
     backends_left: int
     backends_expected: int
+    uncoded: list[str] = field(default_factory=list)
 
     @property
     def requests(self) -> int:
@@ -227,11 +236,11 @@ async def one_client(
                 response = await client.post(
                     "/graphql", json={"query": query, "variables": variables}
                 )
-            except httpx.HTTPError:
-                tally.answered(started, UNCODED)
+            except httpx.HTTPError as error:
+                tally.answered(started, UNCODED, f"HTTP {type(error).__name__}: {error}")
                 return None
             code = code_of(response)
-            tally.answered(started, code)
+            tally.answered(started, code, f"HTTP {response.status_code}: {response.text[:120]}")
             return response.json() if code == "OK" else None
 
         while time.perf_counter() < deadline:
@@ -281,8 +290,9 @@ async def one_subscriber(port: int, headers: dict[str, str], tally: Tally, deadl
                         tally.events += 1
                     except TimeoutError:
                         break
-        except (OSError, WebSocketException):
+        except (OSError, WebSocketException) as error:
             tally.codes[UNCODED] += 1
+            tally.saw_uncoded(f"subscription {type(error).__name__}: {error}")
             await asyncio.sleep(1)
 
 
@@ -407,6 +417,7 @@ async def soak(url: str, options: Options, progress: Progress, log: Path) -> Res
             client_connections_left=client_connections(server, port),
             backends_left=backends_left,
             backends_expected=backends_expected,
+            uncoded=tally.uncoded,
         )
 
 
@@ -432,6 +443,7 @@ def summary(result: Result) -> str:
         f" {result.backends_left} PostgreSQL backends for {result.backends_expected} expected"
         " (pool + listeners)",
         f"  uncoded        {result.codes[UNCODED]:,}",
+        *(f"    {what}" for what in result.uncoded[:5]),
         "  goals          " + ("all met" if not misses else "missed: " + ", ".join(misses)),
     ]
     return "\n".join(lines)
