@@ -5,7 +5,6 @@ the e-Referral Service priorities mapped onto FHIR's request priorities once, he
 from __future__ import annotations
 
 from care_graph.domain.lifecycle import FHIR_STATUS, ReferralStatus
-from care_graph.domain.statuses import AppointmentStatus, SlotStatus
 from care_graph.domain.waiting_times import Priority
 
 NHS_NUMBER = "https://fhir.nhs.uk/Id/nhs-number"
@@ -15,10 +14,8 @@ SERVICE_CODE = f"{_OURS}/CodeSystem/service"
 SERVICE_KIND = f"{_OURS}/CodeSystem/service-kind"
 STAFF_ROLE = f"{_OURS}/CodeSystem/staff-role"
 SKILL = f"{_OURS}/CodeSystem/skill"
-REFERRER_KIND = f"{_OURS}/CodeSystem/referrer-kind"
 CANCELLATION_REASON = f"{_OURS}/CodeSystem/cancellation-reason"
 SITE_CODE = f"{_OURS}/Id/site"
-REQUEST_ID = f"{_OURS}/Id/request"
 OPERATION_DEFINITION = f"{_OURS}/OperationDefinition"  # $find, $hold, $book (fhir/operations.py)
 REFERRER_KIND_EXTENSION = f"{_OURS}/StructureDefinition/referrer-kind"
 REGION_EXTENSION = f"{_OURS}/StructureDefinition/region"  # a new patient's region code
@@ -33,10 +30,6 @@ FHIR_PRIORITY: dict[Priority, str] = {
     Priority.URGENT: "asap",
 }
 PRIORITY_OF_FHIR = {fhir: ours for ours, fhir in FHIR_PRIORITY.items()}
-
-SERVICE_REQUEST_STATUSES = frozenset(FHIR_STATUS.values())
-SLOT_STATUSES = frozenset(status.value for status in SlotStatus)
-APPOINTMENT_STATUSES = frozenset(status.value for status in AppointmentStatus)
 
 
 def referral_statuses(fhir_status: str) -> list[str]:

@@ -14,9 +14,8 @@ from typing import Any, TypeGuard, TypeVar
 
 from care_graph.domain.intake import InboundReferral, NewPatient, Registration
 from care_graph.domain.referrals import Constraints
-from care_graph.errors import ErrorCode
 from care_graph.fhir import codes
-from care_graph.fhir.outcome import FhirError
+from care_graph.fhir.outcome import invalid
 from care_graph.fhir.values import key_of, plain_text
 
 GEOLOCATION = "http://hl7.org/fhir/StructureDefinition/geolocation"
@@ -34,11 +33,6 @@ class Message:
     referral: InboundReferral
     identifier: str
     patient_in_bundle: bool  # a transaction carried the patient as an entry of its own
-
-
-def invalid(message: str) -> FhirError:
-    """A refusal of the message as sent (400 INVALID_ARGUMENT)."""
-    return FhirError(ErrorCode.INVALID_ARGUMENT, message)
 
 
 def shaped(read: Callable[[Any], T]) -> Callable[[Any], T]:

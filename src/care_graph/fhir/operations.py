@@ -36,8 +36,7 @@ from care_graph.fhir.exchange import (
     respond,
     writing,
 )
-from care_graph.fhir.inbound import invalid
-from care_graph.fhir.outcome import FhirError
+from care_graph.fhir.outcome import FhirError, invalid
 from care_graph.fhir.resources import APPOINTMENT, proposed_appointment
 from care_graph.fhir.search import Statement, compile_read
 from care_graph.fhir.values import key_of, zoned

@@ -73,6 +73,12 @@ class FhirError(Exception):
         return status_of(self.code)
 
 
+def invalid(message: str) -> FhirError:
+    """A refusal of a request as sent (400 INVALID_ARGUMENT): a search, a message, an
+    operation's parameters."""
+    return FhirError(ErrorCode.INVALID_ARGUMENT, message)
+
+
 def status_of(code: Code) -> int:
     """The HTTP status of a code (500 for none mapped: a code added without a FHIR answer)."""
     return _ANSWERS.get(code, (500, "exception"))[0]

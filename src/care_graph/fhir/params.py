@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from care_graph.errors import ErrorCode
 from care_graph.fhir.declare import Include, ParamKind, Resource, SearchParam
-from care_graph.fhir.outcome import FhirError
+from care_graph.fhir.outcome import invalid
 from care_graph.fhir.values import key_of, plain_text, zoned
 
 DEFAULT_COUNT = 20
@@ -26,7 +25,6 @@ MAX_VALUE_CHARS = 200
 MAX_NAME_CHARS = 64
 MAX_NEAR_KM = 500.0
 DEFAULT_NEAR_KM = 10.0
-RESULT_PARAMETERS = ("_count", "_total", "_include", "_after", "_before", "_format")
 DATE_PREFIXES = {"eq": "=", "ne": "<>", "gt": ">", "lt": "<", "ge": ">=", "le": "<="}
 _PREFIXED = re.compile(r"^(eq|ne|gt|lt|ge|le|sa|eb|ap)(?=\d)")
 _DATE_ONLY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -71,11 +69,6 @@ class Search:
             items.append(("_total", "accurate"))
         items.append(("_count", str(self.count)))
         return items
-
-
-def invalid(message: str) -> FhirError:
-    """A refusal of the search as given (400 INVALID_ARGUMENT)."""
-    return FhirError(ErrorCode.INVALID_ARGUMENT, message)
 
 
 def parse_search(resource: Resource, items: Sequence[tuple[str, str]], *, strict: bool) -> Search:
