@@ -5,19 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 from typing import IO
 
 import httpx
 
-
-def free_port() -> int:
-    """A local port nothing listens on now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
+from care_graph.testing import free_port
 
 
 def start_app(

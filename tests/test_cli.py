@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role, TokenSettings, verify
 from care_graph.db.pool import connect
 from care_graph.nhs import check_digit
-from care_graph.testing import DatabaseFactory
+from care_graph.testing import DatabaseFactory, free_port
 
 COMMANDS = [
     [],
@@ -128,12 +127,6 @@ def test_usage_errors_are_one_clear_line(args: list[str], message: str) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert lines[0].startswith(message), lines
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def serve_process(port: int, env: dict[str, str], *options: str) -> subprocess.Popen[str]:

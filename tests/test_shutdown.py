@@ -22,9 +22,9 @@ from websockets.exceptions import ConnectionClosed
 
 from care_graph.auth import Role
 from care_graph.db.embedded import EmbeddedPostgres
-from care_graph.testing import bearer, fetch_one
+from care_graph.testing import bearer, fetch_one, free_port
 from tests.bookings_under_fault import SUBJECT, Attempt, pairs, send, stored_appointment
-from tests.test_cli import free_port, serve_process
+from tests.test_cli import serve_process
 from tests.test_live import open_subscription
 from tests.test_restart import gone
 

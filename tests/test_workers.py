@@ -22,9 +22,9 @@ import pytest
 from care_graph.api.ids import encode_global_id
 from care_graph.auth import Role
 from care_graph.db.embedded import EmbeddedPostgres
-from care_graph.testing import bearer, fetch_one
+from care_graph.testing import bearer, fetch_one, free_port
 from tests.bookings_under_fault import BOOK, SUBJECT, pairs
-from tests.test_cli import care_graph, free_port
+from tests.test_cli import care_graph
 from tests.test_live import open_subscription
 from tests.test_restart import gone
 from tests.test_shutdown import close_code, serving, until_healthy

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import socket
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
@@ -161,20 +162,23 @@ async def asgi_client(
             yield client
 
 
+def free_port() -> int:
+    """A local port nothing listens on now, for a server a test or benchmark starts."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
 @asynccontextmanager
 async def live_server(url: str, **settings: Any) -> AsyncIterator[str]:
     """A real uvicorn server of the app on the database at ``url``, on a free local port, in
     this event loop; its ``host:port``. ``settings`` override fields of the environment's."""
-    import socket
-
     import uvicorn
 
     from care_graph.api.transport import uvicorn_options
     from care_graph.app import create_app
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     config = replace(Settings.from_environment(), database_url=url, **settings)
     app = create_app(config)
     served = uvicorn.Server(
