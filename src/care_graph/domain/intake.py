@@ -15,7 +15,7 @@ from care_graph.db import booking_store, care_store
 from care_graph.db.pool import Connection
 from care_graph.domain.booking import Actor
 from care_graph.domain.patients import Demographics, checked_nhs_number, create_patient
-from care_graph.domain.referrals import Constraints, check_referral, create_referral
+from care_graph.domain.referrals import Constraints, check_referral, refer_checked
 from care_graph.domain.waiting_times import Priority
 from care_graph.errors import CareGraphError, ErrorCode
 
@@ -90,7 +90,7 @@ async def refer_once(
     async with connection.transaction():
         # the referral's own checks before anything of the patient, who must not be probed
         # by a message refused on purpose after its patient was matched or registered
-        await check_referral(
+        services = await check_referral(
             connection,
             actor,
             to_service=inbound.to_service,
@@ -109,11 +109,11 @@ async def refer_once(
             made = earlier["response"]
             return Referred(made["referral_id"], made["patient_id"], False, replayed=True)
         patient, registered = await _patient(connection, actor, inbound.patient)
-        referral_id = await create_referral(
+        referral_id = await refer_checked(
             connection,
             actor,
+            services,
             patient=patient,
-            to_service=inbound.to_service,
             priority=inbound.priority,
             referrer_name=inbound.referrer_name,
             referrer_kind=inbound.referrer_kind,

@@ -60,11 +60,10 @@ async def create_referral(
     """Refer a patient (by id, or by NHS number and date of birth: ``may_refer``) to a service;
     the clock starts now and the breach date follows from the priority's standard. Returns the
     referral's id."""
-    now = datetime.now().astimezone()
     async with connection.transaction():
         # every check of the input first: no refusal may depend on whether the patient named
         # is found, or a wrong date of birth would answer differently from a right one
-        to_id, from_id = await check_referral(
+        services = await check_referral(
             connection,
             actor,
             to_service=to_service,
@@ -72,30 +71,60 @@ async def create_referral(
             constraints=constraints,
             from_service=from_service,
         )
-        patient_id = await may_refer(connection, actor, patient)
-        referral_id = await _insert_referral(
+        return await refer_checked(
             connection,
-            {
-                "patient_id": patient_id,
-                "referrer_name": referrer_name,
-                "referrer_kind": referrer_kind,
-                "referrer_subject": actor.subject,
-                "from_service_id": from_id,
-                "to_service_id": to_id,
-                "priority": str(priority),
-                "clock_start": now,
-                "breach_date": (standards or WaitingStandards.from_environment()).breach_date(
-                    priority, clinic_date(now)
-                ),
-                "earliest_date": constraints.earliest_date,
-                "max_travel_km": constraints.max_travel_km,
-                "required_skill": constraints.required_skill,
-                "preferred_site_ids": list(constraints.preferred_site_ids),
-            },
+            actor,
+            services,
+            patient=patient,
+            priority=priority,
+            referrer_name=referrer_name,
+            referrer_kind=referrer_kind,
+            constraints=constraints,
+            standards=standards,
         )
-        await booking_store.audit(
-            connection, actor.subject, actor.role, "CREATE", "referral", referral_id
-        )
+
+
+async def refer_checked(
+    connection: Connection,
+    actor: Actor,
+    services: tuple[int, int | None],
+    *,
+    patient: int | Demographics,
+    priority: Priority,
+    referrer_name: str,
+    referrer_kind: str,
+    constraints: Constraints,
+    standards: WaitingStandards | None = None,
+) -> int:
+    """The rest of create_referral, once ``check_referral`` has passed and given ``services``
+    (receiving, referring): whom it names (``may_refer``), the clock started now, the breach
+    date, the audit event. Runs inside the caller's transaction."""
+    to_id, from_id = services
+    now = datetime.now().astimezone()
+    patient_id = await may_refer(connection, actor, patient)
+    referral_id = await _insert_referral(
+        connection,
+        {
+            "patient_id": patient_id,
+            "referrer_name": referrer_name,
+            "referrer_kind": referrer_kind,
+            "referrer_subject": actor.subject,
+            "from_service_id": from_id,
+            "to_service_id": to_id,
+            "priority": str(priority),
+            "clock_start": now,
+            "breach_date": (standards or WaitingStandards.from_environment()).breach_date(
+                priority, clinic_date(now)
+            ),
+            "earliest_date": constraints.earliest_date,
+            "max_travel_km": constraints.max_travel_km,
+            "required_skill": constraints.required_skill,
+            "preferred_site_ids": list(constraints.preferred_site_ids),
+        },
+    )
+    await booking_store.audit(
+        connection, actor.subject, actor.role, "CREATE", "referral", referral_id
+    )
     return referral_id
 
 
