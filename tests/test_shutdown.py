@@ -96,6 +96,10 @@ async def refused(base: str, within_s: float) -> bool:
                 await client.get("/healthz")
         except httpx.ConnectError:
             return True
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            # Accepted into the backlog just before the listener closed, then dropped
+            # unanswered: not a refusal yet, so the next attempt tells.
+            pass
         await asyncio.sleep(0.05)
     return False
 
