@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
 import sys
 import time
 from datetime import date
+from pathlib import Path
 
 import asyncpg
 import httpx
@@ -31,6 +33,7 @@ COMMANDS = [
     ["db", "stop"],
     ["db", "replica"],
     ["match"],
+    ["simulate"],
     ["schema"],
     ["token"],
     ["documents"],
@@ -292,3 +295,40 @@ def unused_nhs_number(url: str) -> str:
     )
     used = asyncio.run(taken())
     return next(number for number in numbers if number not in used)
+
+
+def test_simulate_prints_a_table_for_each_policy_and_refuses_a_bad_scenario(
+    seeded_url: str, tmp_path: Path
+) -> None:
+    scenario = tmp_path / "wider.json"
+    scenario.write_text('{"name": "wider", "travel_factor": 1.5}')
+    done = care_graph(
+        "simulate", "--region", "NORTH_WEST", "--weeks", "3", "--replications", "2",
+        "--scenario", str(scenario), database_url=seeded_url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    for policy in ("fcfs", "priority", "care_graph"):
+        assert f"| baseline | {policy} |" in done.stdout
+        assert f"| wider | {policy} |" in done.stdout
+    assert "| wider - baseline | care_graph |" in done.stdout
+    assert "| care_graph - fcfs (baseline) | care_graph |" in done.stdout
+    assert "[simulate] baseline care_graph #2" in done.stderr  # progress, then the summary
+    as_json = care_graph(
+        "simulate", "--region", "NORTH_WEST", "--weeks", "2", "--replications", "1",
+        "--policy", "care_graph", "--json", database_url=seeded_url,
+    )  # fmt: skip
+    assert as_json.returncode == 0, as_json.stderr
+    runs = json.loads(as_json.stdout)["runs"]
+    assert [(run["scenario"], run["policy"]) for run in runs] == [("baseline", "care_graph")]
+    assert runs[0]["outcomes"][0]["horizon_days"] == 14
+    scenario.write_text('{"name": "wider", "travel_factor": -1}')
+    refused = care_graph(
+        "simulate", "--region", "NORTH_WEST", "--scenario", str(scenario),
+        database_url=seeded_url,
+    )  # fmt: skip
+    assert refused.returncode == 2
+    assert "travel_factor must be above 0" in refused.stderr
+    assert "Traceback" not in refused.stderr
+    unknown = care_graph("simulate", "--region", "ATLANTIS", database_url=seeded_url)
+    assert unknown.returncode == 1
+    assert "unknown region 'ATLANTIS' (INVALID_ARGUMENT)" in unknown.stderr

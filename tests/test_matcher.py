@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import linear_sum_assignment
 
-from care_graph._matcher import Solver, connected_components
+from care_graph._matcher import InOrder, Solver, connected_components
 from care_graph.matcher import Matcher, solve
 from care_graph.matching.reference import objective, solve_reference
 
@@ -271,7 +271,7 @@ def test_incremental_changes_equal_a_cold_solve(seed: int) -> None:
         unavailable_slots=sorted(unavailable),
     )
     for _ in range(6):
-        kind = int(rng.integers(0, 4))
+        kind = int(rng.integers(0, 5))
         if kind == 0 and len(unavailable) < n_slots:
             change = rng.choice(
                 sorted(set(range(n_slots)) - unavailable),
@@ -294,6 +294,14 @@ def test_incremental_changes_equal_a_cold_solve(seed: int) -> None:
             change = rng.choice(sorted(inactive), size=int(rng.integers(1, 4)), replace=True)
             inactive -= set(change.tolist())
             matcher.add_referrals(sorted(set(change.tolist())))
+        elif kind == 4:  # some matched referrals take their slots for good
+            held = np.flatnonzero(matcher.result().assignment >= 0)
+            booked = held[rng.random(len(held)) < 0.5]
+            slots_held = matcher.result().assignment[booked]
+            taken = matcher.book(booked)
+            assert taken.tolist() == slots_held.tolist()
+            inactive |= set(booked.tolist())
+            unavailable |= set(taken.tolist())
         cold = Matcher(
             indptr,
             slots,
@@ -580,3 +588,49 @@ def test_allocation_failure_is_a_memory_error(width: int, headroom: int, outcome
     if outcome == "MemoryError":
         assert "not enough memory for the solver's working arrays while inserting" in first
     assert second == "then as a fresh solve"
+
+
+def test_book_keeps_the_pairs_and_refuses_a_referral_without_a_slot() -> None:
+    indptr, slots, weights = csr([[(0, 5), (1, 3)], [(0, 4)], [(1, 6)]])
+    matcher = Matcher(indptr, slots, weights, 2, [0, 0, 0])
+    before = matcher.result().assignment.copy()
+    holder_of_0 = int(np.flatnonzero(before == 0)[0])
+    assert matcher.book([holder_of_0]).tolist() == [0]
+    after = matcher.result().assignment
+    assert after[holder_of_0] == -1
+    assert not matcher.active[holder_of_0]
+    assert matcher.solver.unavailable[0]
+    # the others keep what they held: booking moves nobody
+    others = [row for row in range(3) if row != holder_of_0]
+    assert after[others].tolist() == before[others].tolist()
+    unmatched = [row for row in range(3) if after[row] < 0 and matcher.active[row]]
+    with pytest.raises(ValueError, match="holds no slot to book"):
+        matcher.book(unmatched or [holder_of_0])
+
+
+def test_in_order_books_each_referral_its_best_open_slot_in_the_order_given() -> None:
+    indptr, slots, weights = csr([[(0, 5), (1, 3)], [(0, 9)], [(1, 6), (2, 6)]])
+    booker = InOrder(indptr, slots, weights, 3)
+    first_come = np.ones(3, dtype=np.uint8)
+    assert booker.book([0, 1, 2], first_come).tolist() == [0, -1, 3]  # 1 finds slot 0 gone
+    assert first_come.tolist() == [0, 0, 1]
+    other_order = np.ones(3, dtype=np.uint8)
+    assert booker.book([1, 0, 2], other_order).tolist() == [2, 1, 4]  # ties: the earlier edge
+    closed = np.zeros(3, dtype=np.uint8)
+    assert booker.book([0, 1, 2], closed).tolist() == [-1, -1, -1]
+
+
+@pytest.mark.parametrize(
+    ("rows", "flags", "message"),
+    [
+        ([0, 0], np.ones(3, np.uint8), "referral 0 is given twice"),
+        ([3], np.ones(3, np.uint8), "referral 3 is out of range"),
+        ([0], np.ones(2, np.uint8), "open_slots must be 3 contiguous uint8 flags"),
+        ([0], np.ones(3, np.int64), "open_slots must have dtype uint8"),
+        ([0], np.ones(6, np.uint8)[::2], "open_slots must be 3 contiguous uint8 flags"),
+    ],
+)
+def test_in_order_checks_what_it_is_given(rows: Any, flags: Any, message: str) -> None:
+    indptr, slots, weights = csr([[(0, 5), (1, 3)], [(0, 9)], [(1, 6), (2, 6)]])
+    with pytest.raises(ValueError, match=message):
+        InOrder(indptr, slots, weights, 3).book(rows, flags)

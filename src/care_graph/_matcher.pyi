@@ -46,6 +46,18 @@ class Solver:
     def offer_columns(self, columns: npt.ArrayLike) -> None: ...
     def prepare_columns(self) -> None: ...
 
+class InOrder:
+    def __init__(
+        self,
+        indptr: npt.NDArray[np.int64],
+        slots: npt.NDArray[np.int32],
+        weights: npt.NDArray[np.int64],
+        n_slots: int,
+    ) -> None: ...
+    def book(
+        self, rows: npt.ArrayLike, open_slots: npt.NDArray[np.uint8]
+    ) -> npt.NDArray[np.int64]: ...
+
 def connected_components(
     indptr: npt.NDArray[np.int64], slots: npt.NDArray[np.int32], n_rows: int, n_slots: int
 ) -> npt.NDArray[np.int32]: ...

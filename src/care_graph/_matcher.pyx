@@ -860,3 +860,51 @@ cdef inline int _find(int[::1] parent, int x) noexcept nogil:
         parent[x] = root
         x = next_
     return root
+
+
+cdef class InOrder:
+    """Booking without a matcher, for comparison: referrals, in an order the caller chooses
+    (arrival for first-come-first-served, urgency for priority-greedy), each take their
+    highest-weight candidate slot still open. The same candidate edges as Solver, checked
+    once when made; each call checks only what it is given."""
+
+    cdef object _indptr, _slots, _weights
+    cdef int n_slots
+
+    def __cinit__(self, indptr, slots, weights, n_slots):
+        indptr, slots, weights, n = check_graph(indptr, slots, weights, n_slots)
+        self._indptr = np.array(indptr, order="C")  # copies: the caller's may change later
+        self._slots = np.array(slots, order="C")
+        self._weights = np.array(weights, order="C")
+        self.n_slots = n
+
+    def book(self, rows, open_slots):
+        """Each referral of ``rows`` (distinct ids, in booking order) takes its best candidate
+        whose slot is open (``open_slots``: one uint8 per slot, non-zero when open), which is
+        then closed (set to 0) in place. Returns each referral's chosen edge (int64, -1: none
+        open); ties go to the earlier edge."""
+        order_array = as_ids("referral", rows, len(self._indptr) - 1)
+        _vector("open_slots", open_slots, np.uint8)
+        if len(open_slots) != self.n_slots or not open_slots.flags.c_contiguous:
+            raise ValueError(f"open_slots must be {self.n_slots} contiguous uint8 flags")
+        chosen_array = np.full(len(order_array), -1, dtype=np.int64)
+        cdef const int[::1] order = order_array
+        cdef unsigned char[::1] is_open = open_slots
+        cdef i64[::1] chosen = chosen_array
+        cdef const i64[::1] indptr = self._indptr
+        cdef const int[::1] slot = self._slots
+        cdef const i64[::1] weight = self._weights
+        cdef Py_ssize_t k, n = order.shape[0]
+        cdef i64 e, best
+        cdef int row
+        with nogil:
+            for k in range(n):
+                row = order[k]
+                best = -1
+                for e in range(indptr[row], indptr[row + 1]):
+                    if is_open[slot[e]] and (best < 0 or weight[e] > weight[best]):
+                        best = e
+                if best >= 0:
+                    is_open[slot[best]] = 0
+                    chosen[k] = best
+        return chosen_array

@@ -31,6 +31,7 @@ from care_graph.progress import Progress
 from care_graph.seed.generate import generate
 from care_graph.seed.load import database_is_empty, ensure_loadable, load
 from care_graph.seed.scales import SCALES, Scale
+from care_graph.simulation.world import Assumptions, Policy
 
 T = TypeVar("T")
 
@@ -550,6 +551,111 @@ def documents_list() -> None:
     for digest, source, added in rows:
         click.echo(f"{digest}  {added}  {source}")
     click.echo(f"{len(rows)} trusted documents", err=True)
+
+
+ASSUMED = Assumptions()
+
+
+@cli.command()
+@click.option("--region", required=True, help="Region code, e.g. NORTH_WEST.")
+@click.option("--service", "services", multiple=True, help="Service code (repeatable); all.")
+@click.option("--weeks", default=18, show_default=True, type=click.IntRange(1, 53))
+@click.option(
+    "--policy",
+    "policies",
+    multiple=True,
+    type=click.Choice([policy.value for policy in Policy]),
+    help="Booking policy (repeatable); all three by default.",
+)
+@click.option("--replications", default=3, show_default=True, type=click.IntRange(1, 200))
+@click.option("--seed", default=1, show_default=True, type=int, help="First replication's seed.")
+@click.option(
+    "--scenario",
+    "scenario_files",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A what-if scenario (JSON, see docs/capacity.md), run against the baseline.",
+)
+@click.option("--no-show-rate", default=ASSUMED.no_show_rate, show_default=True, type=float)
+@click.option(
+    "--cancellation-rate", default=ASSUMED.cancellation_rate, show_default=True, type=float
+)
+@click.option(
+    "--release-days",
+    default=ASSUMED.release_days,
+    show_default=True,
+    type=int,
+    help="Slots open for booking this many days ahead.",
+)
+@click.option(
+    "--commit-days",
+    default=ASSUMED.commit_days,
+    show_default=True,
+    type=int,
+    help="care_graph makes a planned booking this many days before its slot.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print every outcome as JSON instead.")
+def simulate(
+    region: str,
+    services: tuple[str, ...],
+    weeks: int,
+    policies: tuple[str, ...],
+    replications: int,
+    seed: int,
+    scenario_files: tuple[str, ...],
+    no_show_rate: float,
+    cancellation_rate: float,
+    release_days: int,
+    commit_days: int,
+    as_json: bool,
+) -> None:
+    """Simulate a region's waiting list day by day under each booking policy (and each
+    scenario against the baseline), from a snapshot of the database; nothing is written."""
+    from care_graph.simulation.scenarios import Scenario
+    from care_graph.simulation.snapshot import snapshot
+    from care_graph.simulation.study import study
+    from care_graph.simulation.summary import render
+
+    try:
+        assumptions = Assumptions(
+            horizon_days=weeks * 7,
+            release_days=release_days,
+            commit_days=commit_days,
+            no_show_rate=no_show_rate,
+            cancellation_rate=cancellation_rate,
+        )
+        scenarios = [Scenario()] + [
+            Scenario.from_json(orjson.loads(Path(name).read_bytes())) for name in scenario_files
+        ]
+    except (ValueError, orjson.JSONDecodeError) as error:
+        raise click.UsageError(str(error)) from error
+    settings = Settings.from_environment()
+    progress = Progress("simulate")
+    with database_url(settings) as url:
+        world = _run(
+            _with_connection(
+                url, lambda connection: snapshot(connection, region, list(services) or None)
+            )
+        )
+    progress.step("snapshot (waiting)", len(world.waiting["id"]))
+    try:
+        result = study(
+            world,
+            assumptions,
+            policies=[Policy(name) for name in policies] or list(Policy),
+            scenarios=scenarios,
+            replications=replications,
+            seed=seed,
+            model=settings.cost_model,
+            report=lambda label: lambda done, total: progress.bar(label, done, total),
+        )
+    except ValueError as error:
+        raise click.UsageError(str(error)) from error
+    if as_json:
+        click.echo(orjson.dumps(result.to_json(), option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render(world, assumptions, result))
+    progress.note(f"done in {progress.elapsed:.1f} s")
 
 
 def main() -> None:

@@ -199,6 +199,20 @@ class Matcher:
         self.active[rows] = False
         self.solver.remove_rows(rows)
 
+    def book(self, referrals: npt.ArrayLike) -> npt.NDArray[np.int32]:
+        """Referrals that take the slots they hold now, for good: each leaves with its slot and
+        nobody else moves (what is left is still optimal for what is left). Returns their
+        slots; a referral that holds no slot raises ValueError before anything changes."""
+        rows = as_ids("referral", referrals, self.solver.n_rows)
+        columns = self.solver.match_col[rows]
+        unmatched = rows[(columns < 0) | (columns >= self.solver.n_slots)]
+        if len(unmatched):
+            raise ValueError(f"referral {int(unmatched[0])} holds no slot to book")
+        held = columns.astype(np.int32)
+        self.solver.withdraw_columns(held)  # returns these same referrals, now free
+        self.active[rows] = False
+        return held
+
     def add_referrals(self, referrals: npt.ArrayLike) -> None:
         """Referrals that start waiting (their candidate edges were in the instance)."""
         rows = as_ids("referral", referrals, self.solver.n_rows)

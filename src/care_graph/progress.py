@@ -46,3 +46,19 @@ class Progress:
         lines = [f"{title}: {total_rows:,} rows in {self.elapsed:.1f} s"]
         lines += [f"  slowest: {name} {seconds:.2f} s" for name, _, seconds in slowest]
         return "\n".join(lines)
+
+    def bar(self, label: str, done: int, total: int, width: int = 30) -> None:
+        """Show how far ``label`` has got: a bar redrawn in place on a terminal, or one line
+        when it is done where the stream is a log."""
+        total = max(total, 1)
+        if self.stream.isatty():
+            filled = width * done // total
+            print(
+                f"\r[{self.job}] {label:<28} [{'#' * filled}{'.' * (width - filled)}]"
+                f" {done}/{total}",
+                end="\n" if done >= total else "",
+                file=self.stream,
+                flush=True,
+            )
+        elif done >= total:
+            print(f"[{self.job}] {label:<28} {done}/{total} done", file=self.stream, flush=True)

@@ -28,7 +28,7 @@ _SCOPE_SLOTS = (
 )
 
 
-def _literal(values: list[str] | None) -> str:
+def code_array(values: list[str] | None) -> str:
     """A text[] literal for COPY, which takes no bind parameters (codes are [A-Z0-9_])."""
     if values is None:
         return "NULL"
@@ -38,9 +38,11 @@ def _literal(values: list[str] | None) -> str:
     return "ARRAY[" + ",".join(f"'{value}'" for value in values) + "]"
 
 
-def _scoped(sql: str, services: list[str] | None, regions: list[str] | None) -> str:
-    return sql.replace("$1::text[]", f"{_literal(services)}::text[]").replace(
-        "$2::text[]", f"{_literal(regions)}::text[]"
+def scoped(sql: str, services: list[str] | None, regions: list[str] | None) -> str:
+    """``sql`` with its ``$1`` (service codes) and ``$2`` (region codes) written in as
+    literals, for COPY."""
+    return sql.replace("$1::text[]", f"{code_array(services)}::text[]").replace(
+        "$2::text[]", f"{code_array(regions)}::text[]"
     )
 
 
@@ -53,14 +55,14 @@ async def waiting_referrals(
 ) -> Arrays:
     """Accepted referrals with no appointment in play and no offer awaiting an answer, with
     their patient's home; tiers and skills are positions in ``priorities`` and ``skills``."""
-    query = _scoped(
+    query = scoped(
         "SELECT r.id::int8, r.to_service_id::int4,"
-        f" (array_position({_literal(priorities)}::text[], r.priority) - 1)::int4,"
+        f" (array_position({code_array(priorities)}::text[], r.priority) - 1)::int4,"
         f" ({TODAY_SQL} - {day_sql('r.clock_start')})::int4,"
         f" (r.breach_date - {TODAY_SQL})::int4,"
         f" coalesce(r.earliest_date - {TODAY_SQL}, -100000)::int4,"
         " coalesce(r.max_travel_km, 1e9)::float8,"
-        f" coalesce(array_position({_literal(skills)}::text[], r.required_skill) - 1,"
+        f" coalesce(array_position({code_array(skills)}::text[], r.required_skill) - 1,"
         " -1)::int4,"
         " p.latitude::float8, p.longitude::float8"
         " FROM referrals r JOIN patients p ON p.id = r.patient_id"
@@ -92,7 +94,7 @@ async def preferred_sites(
     connection: Connection, services: list[str] | None, regions: list[str] | None
 ) -> Arrays:
     """(referral, site) for every site a waiting referral's patient asked for, by referral."""
-    query = _scoped(
+    query = scoped(
         "SELECT r.id::int8, unnest(r.preferred_site_ids)::int4"
         " FROM referrals r JOIN patients p ON p.id = r.patient_id"
         f" WHERE {bookable.referral_waits('r')} AND cardinality(r.preferred_site_ids) > 0"
@@ -122,7 +124,7 @@ async def free_slots(
             + "]::int[])"
         )
     )
-    query = _scoped(
+    query = scoped(
         "SELECT s.id::int8, s.service_id::int4, s.site_id::int4, s.staff_id::int4,"
         " (extract(epoch FROM s.starts_at - now()) / 60)::int8,"
         f" ({day_sql('s.starts_at')} - {TODAY_SQL})::int4"
@@ -162,7 +164,7 @@ async def staff_skill_masks(connection: Connection, skills: list[str]) -> Arrays
     return await fetch_columns(
         connection,
         "SELECT staff_id::int4, coalesce(sum(1::int8 << (array_position("
-        f"{_literal(skills)}::text[], skill_code) - 1)), 0)::int8"
+        f"{code_array(skills)}::text[], skill_code) - 1)), 0)::int8"
         " FROM staff_skills GROUP BY staff_id ORDER BY staff_id",
         [("staff", "int4"), ("mask", "int8")],
     )

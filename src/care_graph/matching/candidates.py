@@ -28,6 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from care_graph._matcher import haversine_km
+from care_graph.matching.cost import CostModel
 
 IntArray = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
@@ -208,3 +209,24 @@ def _at_preferred_site(
         rows[looked_up].astype(np.int64) * SITE_KEY + edge_sites[looked_up], wanted
     )
     return preferred
+
+
+def weigh(
+    model: CostModel, referrals: Arrays, slots: Arrays, candidates: Candidates
+) -> tuple[IntArray, dict[str, IntArray]]:
+    """Each edge's weight under ``model``, and the terms it sums (aligned on edges): what
+    matching and simulation alike weigh candidates by."""
+    rows = np.repeat(np.arange(len(referrals["id"])), np.diff(candidates.indptr))
+    parts = model.components(
+        waited_days=referrals["waited_days"][rows].astype(np.int64),
+        days_to_breach=referrals["days_to_breach"][rows].astype(np.int64),
+        days_until=slots["days_until"][candidates.slot].astype(np.int64),
+        km=candidates.km,
+        preferred=candidates.preferred,
+    )
+    weights = (
+        np.sum(list(parts.values()), axis=0).astype(np.int64)
+        if rows.size
+        else np.zeros(0, dtype=np.int64)
+    )
+    return weights, parts

@@ -17,7 +17,7 @@ from care_graph.db.pool import Connection
 from care_graph.domain.waiting_times import Priority
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matcher import Matcher
-from care_graph.matching.candidates import Arrays, candidate_edges
+from care_graph.matching.candidates import Arrays, candidate_edges, weigh
 from care_graph.matching.cost import TIER_ORDER, CostModel
 
 MAX_LISTED = 1000  # assignments and unmatched referrals a kept plan shows, most urgent first
@@ -263,19 +263,7 @@ async def propose_with_instance(
 
     mark = time.perf_counter()
     candidates = candidate_edges(referrals, slots, sites, masks, preferences, every_slot=every_slot)
-    rows = np.repeat(np.arange(len(referrals["id"])), np.diff(candidates.indptr))
-    parts = model.components(
-        waited_days=referrals["waited_days"][rows].astype(np.int64),
-        days_to_breach=referrals["days_to_breach"][rows].astype(np.int64),
-        days_until=slots["days_until"][candidates.slot].astype(np.int64),
-        km=candidates.km,
-        preferred=candidates.preferred,
-    )
-    weights = (
-        np.sum(list(parts.values()), axis=0).astype(np.int64)
-        if rows.size
-        else (np.zeros(0, dtype=np.int64))
-    )
+    weights, parts = weigh(model, referrals, slots, candidates)
     timings["candidates"] = time.perf_counter() - mark
 
     mark = time.perf_counter()
