@@ -1,6 +1,6 @@
 """What the schema declares, read back once from the built GraphQL schema: for each node type,
-its table and the SQL declaration of each field, keyed by GraphQL name. Both execution paths
-look fields up here."""
+its table and the SQL declaration of each field, keyed by GraphQL name, and the same for the
+plain row types of root row lists. Both execution paths look fields up here."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ from dataclasses import dataclass, field
 
 from graphql import GraphQLObjectType, GraphQLSchema
 
-from care_graph.api.declare import Column, Computed, Nested, Root, ToOne, sql_of
-from care_graph.api.types import NODE_TABLES
-
-Declaration = Column | Computed | ToOne | Nested | Root
+from care_graph.api.declare import Column, Declaration, ToOne, sql_of
+from care_graph.api.types import NODE_TABLES, ROW_TYPES
 
 
 @dataclass(slots=True)
@@ -35,22 +33,27 @@ class TypeEntry:
 
 @dataclass(slots=True)
 class Catalog:
-    """Node types by name, and the root fields' declarations."""
+    """Node types by name, plain row types by name (their ``table`` empty: rows of a query,
+    never looked up by id), and the root fields' declarations."""
 
     types: dict[str, TypeEntry]
     root: dict[str, Declaration]
+    rows: dict[str, TypeEntry] = field(default_factory=dict)
 
     @classmethod
     def from_schema(cls, schema: GraphQLSchema) -> Catalog:
         """Read every declaration out of the built schema."""
-        types = {}
-        for name, table in NODE_TABLES.items():
-            graphql_type = schema.get_type(name)
-            assert isinstance(graphql_type, GraphQLObjectType)
-            types[name] = TypeEntry(name, table, _declarations(graphql_type))
+        types = {name: _entry(schema, name, table) for name, table in NODE_TABLES.items()}
+        rows = {name: _entry(schema, name, "") for name in ROW_TYPES}
         query = schema.query_type
         assert query is not None
-        return cls(types, _declarations(query))
+        return cls(types, _declarations(query), rows)
+
+
+def _entry(schema: GraphQLSchema, name: str, table: str) -> TypeEntry:
+    graphql_type = schema.get_type(name)
+    assert isinstance(graphql_type, GraphQLObjectType)
+    return TypeEntry(name, table, _declarations(graphql_type))
 
 
 def _declarations(graphql_type: GraphQLObjectType) -> dict[str, Declaration]:

@@ -39,9 +39,9 @@ from graphql.execution.values import VariableValues, get_argument_values
 
 from care_graph.api.args import Arg, Params, RequestValues, plain
 from care_graph.api.catalog import Catalog, TypeEntry
-from care_graph.api.declare import Column, Computed, Nested, Root, ToOne
+from care_graph.api.declare import Column, Computed, Nested, Root, RootRows, ToOne
 from care_graph.api.ids import decode_global_id
-from care_graph.api.lists import ListSpec, build_page, count_sql
+from care_graph.api.lists import ListSpec, RowList, build_page, count_sql
 from care_graph.api.policy import AUDIT_FUNCTION, Policy
 
 _MAX_KEYS = 50  # json_build_object takes at most 100 arguments
@@ -158,6 +158,8 @@ class _Compilation:
             declaration = self.catalog.root.get(name)
             if isinstance(declaration, Root):
                 pairs.append((key, self.connection(declaration.spec, field, details, None)))
+            elif isinstance(declaration, RootRows):
+                pairs.append((key, self.rows(declaration.spec, field, details)))
             elif name in ("node", "nodes"):
                 pairs.append((key, self.nodes(field, details, many=name == "nodes")))
             elif name == "me":
@@ -346,6 +348,13 @@ class _Compilation:
             f"(SELECT {_json_object(pairs)} FROM (SELECT {', '.join(columns)}"
             f" {page.from_where} {page.order_limit}) {rows} GROUP BY ())"
         )
+
+    def rows(self, spec: RowList, field: GraphQLField, details: FieldDetailsList) -> str:
+        """A root list of plain rows: each row an object, in the source's ``id`` order."""
+        alias = self.alias("r")
+        source = spec.sql(self.arguments(field, details), self.params, self.policy, alias)
+        body = self.object_json(self.catalog.rows[spec.type_name], alias, details)
+        return f"(SELECT coalesce(json_agg({body} ORDER BY {alias}.id), '[]') {source})"
 
     # --- me, node(id:) and nodes(ids:) --------------------------------------------------------
     def one(self, entry: TypeEntry, key_sql: str, details: FieldDetailsList) -> str:

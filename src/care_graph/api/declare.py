@@ -6,6 +6,7 @@ the resolver path selects it column by column and resolves fields in Python.
 - ``computed(sql)``: a value with arguments, each written ``{argumentName}`` in the SQL.
 - ``to_one(target, key_sql)``: the ``target`` row whose id is ``key_sql`` (null when absent).
 - ``Nested(spec)`` on a list field: a page of ``spec`` joined to the row.
+- ``RootRows(spec)``: a root list of plain rows (the capacity outlook), not paged.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any
 
 import strawberry
 
-from care_graph.api.lists import ListSpec
+from care_graph.api.lists import ListSpec, RowList
 
 SQL = "care_graph.sql"
 
@@ -56,6 +57,13 @@ class Root:
     spec: ListSpec
 
 
+@dataclass(frozen=True, slots=True)
+class RootRows:
+    """A root list of the plain rows ``spec`` reads."""
+
+    spec: RowList
+
+
 def _row_value(root: Any, info: strawberry.Info) -> Any:
     return root.row[info.field_name]
 
@@ -78,7 +86,10 @@ def to_one(target: str, key_sql: str, description: str | None = None) -> Any:
     return strawberry.field(resolver=resolve, description=description, metadata={SQL: declaration})
 
 
-def sql_of(metadata: dict[str, Any]) -> Column | Computed | ToOne | Nested | Root | None:
+Declaration = Column | Computed | ToOne | Nested | Root | RootRows
+
+
+def sql_of(metadata: dict[str, Any]) -> Declaration | None:
     """The SQL declaration of a field, if it has one."""
-    found: Column | Computed | ToOne | Nested | Root | None = metadata.get(SQL)
+    found: Declaration | None = metadata.get(SQL)
     return found

@@ -23,11 +23,13 @@ from graphql import (
     ObjectValueNode,
     OperationDefinitionNode,
     SelectionSetNode,
+    StringValueNode,
     ValueNode,
     VariableNode,
     get_named_type,
 )
 
+from care_graph.api.declare import RootRows, sql_of
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.config import Limits
 
@@ -135,6 +137,9 @@ _UNSIZED_PAGE = 20
 # nested (a patient's referrals), a default page's worth
 _ROOT_COUNT_COST = 200
 _NESTED_COUNT_COST = 20
+# a root row list (the capacity outlook) aggregates many rows into each of its own, as a
+# totalCount at the root does
+_AGGREGATE_COST = _ROOT_COUNT_COST
 # an introspection root answers the whole schema (a few hundred types and fields)
 _INTROSPECTION_COST = {"__schema": 500, "__type": 10}
 
@@ -189,7 +194,8 @@ class _ListTooLong(Exception):
 
 class _CostWalk:
     """Estimated rows an operation reads: a page multiplies what it selects by its size, a list
-    argument (``nodes(ids:)``) by its length, any other object counts one row, and the
+    argument (``nodes(ids:)``) by its length, a root row list by the rows its arguments ask
+    for (plus what it aggregates), any other object counts one row, and the
     connection's own wrappers (edges, node, pageInfo) count none. Each fragment is costed once
     per type it is spread into (a fragment's cost does not depend on where it is spread), so
     the walk is linear in the document; validation has refused fragment cycles."""
@@ -280,6 +286,10 @@ class _CostWalk:
         below = self.selection_cost(inner, node.selection_set)
         if "first" in definition.args or "last" in definition.args:
             rows = self._page_size(arguments)
+        row_list = _row_list(definition)
+        if row_list is not None:
+            given = {name: self._value(value) for name, value in arguments.items()}
+            return _AGGREGATE_COST + row_list.spec.rows(given) * (1 + below)
         if parent.name.endswith(("Connection", "Edge")):
             return below  # edges, node, nodes: the page's rows, counted by its field
         counted = 0
@@ -319,4 +329,13 @@ class _CostWalk:
             return self.variables.get(node.name.value)
         if isinstance(node, IntValueNode) and len(node.value) <= 12:  # first/last: an Int
             return int(node.value)
+        if isinstance(node, StringValueNode):
+            return node.value
         return None
+
+
+def _row_list(definition: Any) -> RootRows | None:
+    """The root row list a field declares, if it is one."""
+    strawberry_field = definition.extensions.get("strawberry-definition")
+    declaration = sql_of(strawberry_field.metadata) if strawberry_field is not None else None
+    return declaration if isinstance(declaration, RootRows) else None

@@ -15,9 +15,10 @@ from typing import Any
 from care_graph.api.args import Arg, Params
 from care_graph.api.errors import ApiError, ApiErrorCode
 from care_graph.api.ids import decode_cursor, key_of_type
-from care_graph.api.policy import Policy
+from care_graph.api.policy import CLINIC_STAFF, Policy
+from care_graph.auth import Role
 from care_graph.clinic_time import TODAY_SQL, midnight_sql
-from care_graph.db import bookable
+from care_graph.db import bookable, capacity_store
 
 DEFAULT_PAGE_SIZE = 20
 MAX_PAGE_SIZE = 100
@@ -85,6 +86,40 @@ def page_size(value: Any) -> int:
         raise ApiError(
             ApiErrorCode.PAGE_SIZE_EXCEEDED,
             f"a page holds at most {MAX_PAGE_SIZE} items; ask for the next page with a cursor",
+        )
+    return int(value)
+
+
+@dataclass(frozen=True, slots=True)
+class RowList:
+    """A root list of plain rows (not nodes, so not paged): what ``source`` returns, a query
+    whose ``{name}`` placeholders are the field's arguments, each checked by its entry in
+    ``arguments`` and ordered by its ``id`` column. Only ``readers`` may read it; ``rows``
+    estimates how many rows it answers from the arguments the document gives (api/limits.py)."""
+
+    type_name: str
+    title: str  # what a refusal calls it
+    source: Callable[..., str]
+    arguments: dict[str, Callable[[Any], Any] | None]
+    readers: frozenset[Role]
+    rows: Callable[[dict[str, Any]], int]
+
+    def sql(self, args: dict[str, Arg], params: Params, policy: Policy, alias: str) -> str:
+        """``FROM`` the source's rows (aliased ``alias``) for these arguments, after refusing a
+        viewer who is not among the readers."""
+        policy.require(self.readers, self.title)
+        placeholders = {
+            name: params.add(args[name], check) for name, check in self.arguments.items()
+        }
+        return f"FROM ({self.source(**placeholders)}) {alias}"
+
+
+def outlook_weeks(value: Any) -> int:
+    """The weeks a capacity outlook spans, checked against its bound."""
+    if not 1 <= value <= capacity_store.MAX_WEEKS:
+        raise ApiError(
+            ApiErrorCode.BAD_USER_INPUT,
+            f"weeks must be from 1 to {capacity_store.MAX_WEEKS}",
         )
     return int(value)
 
@@ -416,3 +451,26 @@ SLOTS_OF_STAFF = SLOTS.nested("{t}.staff_id = {p}.id")
 SHIFTS_OF_STAFF = ROSTER_SHIFTS.nested("{t}.staff_id = {p}.id")
 REFERRALS_OF_PATIENT = REFERRALS.nested("{t}.patient_id = {p}.id")
 APPOINTMENTS_OF_REFERRAL = APPOINTMENTS.nested("{t}.referral_id = {p}.id")
+
+# The operating picture of a region (db/capacity_store.py): rows of service and week. Only
+# clinic staff read it, who see every row beneath it (the database's row security agrees).
+SERVICES_PER_REGION = 20  # the most services a region's outlook is costed for (demo: 20)
+
+
+def _outlook_rows(given: dict[str, Any]) -> int:
+    """Rows an outlook answers: a service's weeks, or every service's; weeks past the bound
+    count as the bound, since such a request is refused as bad input before any SQL runs."""
+    weeks = given.get("weeks")
+    weeks = weeks if isinstance(weeks, int) else capacity_store.DEFAULT_WEEKS
+    services = 1 if given.get("service") is not None else SERVICES_PER_REGION
+    return services * min(max(weeks, 1), capacity_store.MAX_WEEKS)
+
+
+CAPACITY_OUTLOOK = RowList(
+    "CapacityWeek",
+    "the capacity outlook",
+    capacity_store.outlook_sql,
+    {"region": None, "service": None, "weeks": outlook_weeks},
+    CLINIC_STAFF,
+    _outlook_rows,
+)

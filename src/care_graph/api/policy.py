@@ -11,8 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from care_graph.api.args import Arg, Params
+from care_graph.api.errors import ApiError
 from care_graph.auth import Role, Viewer
 from care_graph.db.care_store import referrer_reaches_patient
+from care_graph.errors import ErrorCode
 
 _OWN_PATIENT = "{patient}::bigint"
 _OWN_REFERRALS = "{subject}::text"
@@ -41,6 +43,11 @@ ROW_FILTERS: dict[Role, dict[str, str]] = {
 }
 
 
+# The roles that see every row (as the database's cg_sees_every_row does): who may read what
+# is drawn from all patients' rows, such as the capacity outlook's counts.
+CLINIC_STAFF = frozenset({Role.CLINICIAN, Role.SCHEDULER, Role.ADMIN})
+
+
 @dataclass(frozen=True, slots=True)
 class Policy:
     """Row filters for one role; the viewer's own values are bind parameters. ``filtered``
@@ -62,6 +69,13 @@ class Policy:
         if "{subject}" in template:
             values["subject"] = params.add(Arg(None, lambda request: request.viewer.subject))
         return template.format(t=alias, **values)
+
+    def require(self, readers: frozenset[Role], title: str) -> None:
+        """Refuse (FORBIDDEN) a viewer whose role is not among a list's ``readers``: for lists
+        whose every row is drawn from other people's records, where hiding rows would give
+        wrong figures rather than fewer."""
+        if self.role not in readers:
+            raise ApiError(ErrorCode.FORBIDDEN, f"{title} is read by clinic staff only")
 
     def audited(self, type_name: str, alias: str, json_sql: str, params: Params) -> str:
         """``json_sql`` (an object of ``type_name`` read from row ``alias``) wrapped so that

@@ -7,6 +7,8 @@ Each loader batches one access pattern:
 - ``page``: pages of one list with one set of arguments, for many parents at once (LATERAL);
 - ``count``: totalCount of one list with one set of arguments, for many parents at once;
 - ``computed``: a field with arguments, for many rows at once.
+
+A root row list (``rows``) is one query per request, so it needs no loader.
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ from care_graph.api.args import Arg, Params, RequestValues, plain
 from care_graph.api.catalog import Catalog, TypeEntry
 from care_graph.api.declare import Computed
 from care_graph.api.ids import decode_global_id
-from care_graph.api.lists import ListSpec, build_page, count_sql
+from care_graph.api.lists import ListSpec, RowList, build_page, count_sql
 from care_graph.api.policy import AUDITED_READS, policy_for
-from care_graph.api.types import NODE_CLASSES, PageInfo
+from care_graph.api.types import NODE_CLASSES, ROW_TYPES, PageInfo
 from care_graph.auth import Viewer
 from care_graph.db.pool import Connection
 from care_graph.db.row_security import see_all_rows, see_as_viewer
@@ -213,6 +215,20 @@ class Loaders:
         )
         totals = {row["id"]: row["total"] for row in rows}
         return [totals.get(parent, 0) for parent in parents]
+
+    # --- root row lists ---------------------------------------------------------------------
+    async def rows(self, spec: RowList, arguments: dict[str, Any]) -> list[Any]:
+        """The plain rows of ``spec`` for these arguments, in its order (FORBIDDEN to a viewer
+        who is not among its readers)."""
+        params = Params()
+        args = {name: Arg.constant(value) for name, value in arguments.items()}
+        source = spec.sql(args, params, self.policy, "o")
+        entry = self.catalog.rows[spec.type_name]
+        rows = await self._fetch(
+            f"SELECT {entry.row_sql('o')} {source} ORDER BY o.id", *params.values(self.request)
+        )
+        cls = ROW_TYPES[spec.type_name]
+        return [cls(row=dict(row)) for row in rows]
 
     # --- fields with arguments ------------------------------------------------------------
     async def computed(self, obj: Any, info: strawberry.Info, **arguments: Any) -> Any:

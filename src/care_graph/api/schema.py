@@ -12,6 +12,7 @@ from strawberry.types import ExecutionContext
 
 from care_graph.api import lists
 from care_graph.api.connections import connection
+from care_graph.api.declare import SQL, RootRows
 from care_graph.api.enums import (
     AppointmentOrder,
     AuditOrder,
@@ -36,6 +37,7 @@ from care_graph.api.subscriptions import Subscription
 from care_graph.api.types import (
     Appointment,
     AuditEvent,
+    CapacityWeek,
     Connection,
     Node,
     Patient,
@@ -45,6 +47,7 @@ from care_graph.api.types import (
     Slot,
     Staff,
 )
+from care_graph.db import capacity_store
 
 
 @strawberry.type(description="Everything care_graph lets a client read.")
@@ -139,6 +142,25 @@ class Query:
         description="Appointments.",
         nested=False,
     )
+
+    @strawberry.field(
+        description="The operating picture of a region (clinic staff only): for each service"
+        " it offers or its patients are referred to, and each week from the current one"
+        " (Monday to Sunday, Europe/London), what arrives, what is on offer and booked, and what"
+        " breaches; the waiting list as it stands on the current week's row. weeks: 1 to 52.",
+        metadata={SQL: RootRows(lists.CAPACITY_OUTLOOK)},
+    )
+    async def capacity_outlook(
+        self,
+        info: strawberry.Info,
+        region: str,
+        service: str | None = None,
+        weeks: int = capacity_store.DEFAULT_WEEKS,
+    ) -> list[CapacityWeek]:
+        found: list[CapacityWeek] = await info.context.loaders.rows(
+            lists.CAPACITY_OUTLOOK, {"region": region, "service": service, "weeks": weeks}
+        )
+        return found
 
     audit_events: Connection[AuditEvent] = connection(
         AuditEvent,

@@ -38,6 +38,7 @@ NodeT = TypeVar("NodeT")
 # node type name -> table, filled by @node
 NODE_TABLES: dict[str, str] = {}  # Node type name -> the table its rows live in
 NODE_CLASSES: dict[str, type] = {}  # Node type name -> its strawberry type
+ROW_TYPES: dict[str, type] = {}  # plain row type name (rows of a RowList) -> its strawberry type
 
 
 def node(table: str) -> Any:
@@ -47,6 +48,16 @@ def node(table: str) -> Any:
         NODE_TABLES[cls.__name__] = table
         NODE_CLASSES[cls.__name__] = strawberry.type(cls)
         return NODE_CLASSES[cls.__name__]
+
+    return register
+
+
+def row_type(description: str) -> Any:
+    """Register a class as a plain row type (no id, not a Node) and make it a strawberry type."""
+
+    def register(cls: type) -> type:
+        ROW_TYPES[cls.__name__] = strawberry.type(cls, description=description)
+        return ROW_TYPES[cls.__name__]
 
     return register
 
@@ -393,3 +404,84 @@ class AuditEvent(Node):
         "Global ID of the record, where it is one.",
     )
     detail: str | None = column("{t}.detail::text", "What else was recorded, as JSON.")
+
+
+def _figure(name: str, description: str) -> Any:
+    """A figure of the capacity outlook: the column of that name (db/capacity_store.py)."""
+    return column(f"{{t}}.{name}", description)
+
+
+_NOW_ONLY = " The waiting list as it stands now: on the current week's row only, else null."
+
+
+@row_type(
+    "One service in one week of a region's capacity outlook (docs/capacity.md defines each"
+    " figure). Weeks are Monday to Sunday on the clinics' calendar (Europe/London)."
+)
+class CapacityWeek:
+    row: strawberry.Private[dict[str, Any]]
+    service: Service = to_one("Service", "{t}.service_id")
+    service_code: str = _figure("service_code", "The service's code.")
+    week_starting: date = _figure("week_starting", "The Monday the week begins.")
+    arrived: int | None = _figure(
+        "arrived",
+        "Referrals of the region's patients to the service received in the week so far;"
+        " null for a week not yet begun.",
+    )
+    expected_arrivals: float = _figure(
+        "expected_arrivals",
+        "Referrals received a week on average over the 4 whole weeks before the current one.",
+    )
+    slots_offered: int = _figure(
+        "slots_offered",
+        "Slots of the service at the region's sites starting in the week, except those entered"
+        " in error or taken out of use (busy-unavailable).",
+    )
+    slots_booked: int = _figure(
+        "slots_booked",
+        "Offered slots an appointment kept: in play, attended or not attended.",
+    )
+    slots_not_attended: int = _figure(
+        "slots_not_attended", "Booked slots whose patient did not attend (noshow)."
+    )
+    slots_unused: int = _figure(
+        "slots_unused", "Offered slots that have started and were not booked: capacity lost."
+    )
+    slots_free: int = _figure(
+        "slots_free", "Offered slots yet to start and not booked (holds included)."
+    )
+    utilisation: float | None = _figure(
+        "utilisation", "slotsBooked / slotsOffered (4 decimals); null when none is offered."
+    )
+    breaches_ahead: int = _figure(
+        "breaches_ahead",
+        "Referrals waiting now whose breach date falls in the week (from today on): breaches"
+        " to come unless they are booked before.",
+    )
+    waiting: int | None = _figure("waiting", "Referrals waiting to be booked." + _NOW_ONLY)
+    waiting_urgent: int | None = _figure("waiting_urgent", "Of them URGENT." + _NOW_ONLY)
+    waiting_two_week_wait: int | None = _figure(
+        "waiting_two_week_wait", "Of them TWO_WEEK_WAIT." + _NOW_ONLY
+    )
+    waiting_routine: int | None = _figure("waiting_routine", "Of them ROUTINE." + _NOW_ONLY)
+    waited_under_6_weeks: int | None = _figure(
+        "waited_under_6_weeks",
+        "Of them waited under 6 whole weeks since the clock started." + _NOW_ONLY,
+    )
+    waited_6_to_12_weeks: int | None = _figure(
+        "waited_6_to_12_weeks", "Of them waited 6 to under 12 weeks." + _NOW_ONLY
+    )
+    waited_12_to_18_weeks: int | None = _figure(
+        "waited_12_to_18_weeks", "Of them waited 12 to under 18 weeks." + _NOW_ONLY
+    )
+    waited_18_weeks_or_more: int | None = _figure(
+        "waited_18_weeks_or_more", "Of them waited 18 weeks or more." + _NOW_ONLY
+    )
+    waited_weeks_p92: int | None = _figure(
+        "waited_weeks_p92",
+        "The 92nd percentile of whole weeks waited (the referral-to-treatment measure);"
+        " null when nothing waits." + _NOW_ONLY,
+    )
+    breaches_so_far: int | None = _figure(
+        "breaches_so_far", "Referrals waiting whose breach date has passed." + _NOW_ONLY
+    )
