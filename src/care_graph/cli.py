@@ -19,6 +19,7 @@ from care_graph import __version__
 from care_graph.api.ids import encode_global_id, key_of_type
 from care_graph.auth import Role, TokenSettings, mint_token
 from care_graph.config import Settings
+from care_graph.db import capacity_store
 from care_graph.db.documents_store import add_document, list_documents
 from care_graph.db.embedded import EmbeddedPostgres
 from care_graph.db.migrate import migrate, reset_schema
@@ -395,6 +396,44 @@ def match(
     if output:
         Path(output).write_bytes(orjson.dumps(plan.to_json(), option=orjson.OPT_INDENT_2))
         click.echo(f"plan written to {output}")
+
+
+@cli.command()
+@click.option("--region", required=True, help="Region code, e.g. NORTH_WEST.")
+@click.option("--service", help="One service's code (e.g. CARDIOLOGY); every service if left out.")
+@click.option(
+    "--weeks",
+    default=capacity_store.DEFAULT_WEEKS,
+    show_default=True,
+    type=click.IntRange(1, capacity_store.MAX_WEEKS),
+    help="Weeks from the current one (Monday to Sunday, Europe/London).",
+)
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print every row (service and week) as JSON, named as GraphQL's capacityOutlook"
+    " names them, instead of the tables.",
+)
+def outlook(region: str, service: str | None, weeks: int, as_json: bool) -> None:
+    """The operating picture of a region: the waiting list now by service (by priority and
+    weeks waited, breached already, breaching within the outlook), then week by week what
+    arrives, what is on offer, booked and unused, utilisation and breaches ahead. The same
+    figures as GraphQL's capacityOutlook; docs/capacity.md defines each."""
+    from care_graph.outlook_report import outlook_json, outlook_tables
+
+    async def read(connection: Any) -> list[dict[str, Any]]:
+        if not await capacity_store.region_exists(connection, region):
+            raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown region {region!r}")
+        return await capacity_store.read_outlook(connection, region, service, weeks)
+
+    with database_url(Settings.from_environment()) as url:
+        rows = _run(_with_connection(url, read))
+    if as_json:
+        click.echo(outlook_json(rows))
+        return
+    for line in outlook_tables(region, rows):
+        click.echo(line)
 
 
 @cli.group()
