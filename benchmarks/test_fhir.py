@@ -69,14 +69,20 @@ def test_fhir_against_graphql(databases: DatabaseFactory, smoke: bool, report: l
         stop(server)
     lines = []
     for name, (ours, theirs, goal) in figures.items():
-        ratio = ours / theirs
-        verdict = "met" if ratio <= goal else "missed"
-        lines.append(
-            f"{name}: FHIR {ours:.2f} ms / GraphQL {theirs:.2f} ms = {ratio:.2f}x"
-            f" (goal ≤ {goal}x: {verdict})"
-        )
+        if theirs > 0:
+            ratio = ours / theirs
+            verdict = "met" if ratio <= goal else "missed"
+            judged = f"{ratio:.2f}x (goal ≤ {goal}x: {verdict})"
+        else:  # a smoke run's few requests can fall within one tick of the process clock
+            judged = "not judged: below the CPU clock's resolution"
+        lines.append(f"{name}: FHIR {ours:.2f} ms / GraphQL {theirs:.2f} ms = {judged}")
     report.append("FHIR vs GraphQL, medians of interleaved rounds: " + "; ".join(lines))
-    assert all(ours > 0 and theirs > 0 for ours, theirs, _ in figures.values())
+    # the kernel counts process CPU in ticks (10 ms): only the full run's 100 requests a
+    # round resolve each request's cost; every run must at least have measured something
+    assert all(ours >= 0 and theirs >= 0 for ours, theirs, _ in figures.values())
+    assert any(ours > 0 or theirs > 0 for ours, theirs, _ in figures.values())
+    if not smoke:
+        assert all(ours > 0 and theirs > 0 for ours, theirs, _ in figures.values())
 
 
 async def _measure(
