@@ -29,6 +29,7 @@ INSERT INTO sites (id, code, name, region_code, town, postcode, latitude, longit
 INSERT INTO site_services VALUES (1, 1);
 INSERT INTO staff (id, given_name, family_name, role, base_site_id)
     VALUES (1, 'Ada', 'Jones', 'CONSULTANT', 1);
+INSERT INTO staff_skills VALUES (1, 'CARDIOLOGY');
 INSERT INTO slots (id, service_id, site_id, staff_id, starts_at, ends_at)
     SELECT n, 1, 1, 1, date_trunc('day', now()) + interval '3 days' + n * interval '20 minutes',
            date_trunc('day', now()) + interval '3 days' + (n + 1) * interval '20 minutes'

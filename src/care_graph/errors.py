@@ -30,6 +30,7 @@ class ErrorCode(StrEnum):
     STALE_WRITE = "STALE_WRITE"
     ALREADY_EXISTS = "ALREADY_EXISTS"
     ROSTER_OVERLAP = "ROSTER_OVERLAP"
+    ROSTER_RULE = "ROSTER_RULE"  # skills, sites, leave, rest or weekly hours
     PLAN_EXPIRED = "PLAN_EXPIRED"
     INTERNAL = "INTERNAL"
 

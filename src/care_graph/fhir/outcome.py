@@ -40,6 +40,7 @@ _ANSWERS: dict[Code, tuple[int, str]] = {
     ErrorCode.STALE_WRITE: (409, "conflict"),
     ErrorCode.ALREADY_EXISTS: (409, "duplicate"),
     ErrorCode.ROSTER_OVERLAP: (409, "conflict"),
+    ErrorCode.ROSTER_RULE: (422, "business-rule"),
     ErrorCode.PLAN_EXPIRED: (409, "expired"),
     ErrorCode.INTERNAL: (500, "exception"),
     ApiErrorCode.BAD_REQUEST: (400, "structure"),

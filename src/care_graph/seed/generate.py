@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, time
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import numpy as np
@@ -32,6 +32,10 @@ Column = npt.NDArray[Any] | list[Any]
 SESSIONS = ((time(9, 0), time(13, 0)), (time(13, 30), time(17, 30)))  # morning, afternoon clinics
 SESSION_WORKED = (0.85, 0.70)
 DAY_WORKED = 0.8
+TERMS_STREAM = 1  # the random stream of staff terms, apart from the main one
+CONTRACTS = np.array([2250, 2250, 2250, 1800])  # minutes a week: 37.5 hours, or 30 for a quarter
+OTHER_SITES = 2  # sites a clinician may also work at, besides their base
+LEAVE_SHARE = 0.4  # staff with a week of leave booked beyond the published rosters
 PRIORITY_MIX = ((Priority.URGENT, 0.05), (Priority.TWO_WEEK_WAIT, 0.15), (Priority.ROUTINE, 0.80))
 STATUS_MIX = (
     (ReferralStatus.SUBMITTED, 0.08),
@@ -85,7 +89,11 @@ def generate(
     """Make demo data of the given scale; the same arguments always give the same rows."""
     report = progress or (lambda _name, _rows: None)
     generator = _Generator(
-        scale, np.random.default_rng(seed), anchor, standards or WaitingStandards()
+        scale,
+        np.random.default_rng(seed),
+        anchor,
+        standards or WaitingStandards(),
+        np.random.default_rng([seed, TERMS_STREAM]),
     )
     tables: list[Table] = []
     for build in generator.steps():
@@ -132,10 +140,16 @@ class _Generator:
     """Builds the tables step by step; each step may use what earlier steps made."""
 
     def __init__(
-        self, scale: Scale, rng: np.random.Generator, anchor: date, standards: WaitingStandards
+        self,
+        scale: Scale,
+        rng: np.random.Generator,
+        anchor: date,
+        standards: WaitingStandards,
+        terms_rng: np.random.Generator,
     ) -> None:
         self.scale = scale
         self.rng = rng
+        self.terms_rng = terms_rng  # staff terms draw apart, so the other tables stay as they were
         self.anchor = anchor
         self.as_of = np.datetime64(
             datetime.combine(anchor, time(0), UTC).replace(tzinfo=None), "us"
@@ -152,6 +166,7 @@ class _Generator:
             self.sites,
             self.staff,
             self.rosters,
+            self.staff_terms,
             self.patients,
             self.referrals,
             self.bookings,
@@ -325,6 +340,7 @@ class _Generator:
                 "family_name": list(rng.choice(catalogue.FAMILY_NAMES, size=n)),
                 "role": roles,
                 "base_site_id": self.staff_site + 1,
+                "contracted_minutes_week": self.terms_rng.choice(CONTRACTS, size=n),
             },
         )
         skills_table = Table("staff_skills", {"staff_id": skill_staff, "skill_code": skill_code})
@@ -343,6 +359,47 @@ class _Generator:
         ):
             extra.add("MINOR_SURGERY")
         return extra
+
+    def staff_terms(self) -> list[Table]:
+        """Where staff may work besides their base site (the nearest other sites of their
+        region offering their main service) and their leave (a week, for some, in the weeks
+        after the published rosters)."""
+        staff_sites: tuple[list[int], list[int]] = ([], [])
+        for index, base in enumerate(self.staff_site.tolist()):
+            service = int(self.staff_primary[index])
+            others = [
+                site
+                for site in np.flatnonzero(self.site_region == self.site_region[base]).tolist()
+                if site != base and service in self.site_services[site]
+            ]
+            if not others:
+                continue
+            rise = self.site_lat[others] - self.site_lat[base]
+            run = (self.site_lon[others] - self.site_lon[base]) * np.cos(
+                np.radians(self.site_lat[base])
+            )
+            for site in np.array(others)[np.argsort(np.hypot(rise, run), kind="stable")][
+                :OTHER_SITES
+            ].tolist():
+                staff_sites[0].append(index + 1)
+                staff_sites[1].append(int(site) + 1)
+        n = len(self.staff_site)
+        on_leave = np.flatnonzero(self.terms_rng.random(n) < LEAVE_SHARE)
+        first_monday = self.anchor + timedelta(days=7 - self.anchor.weekday())
+        weeks = self.terms_rng.integers(self.scale.weeks, self.scale.weeks + 10, len(on_leave))
+        starts = [first_monday + timedelta(weeks=int(week)) for week in weeks]
+        return [
+            Table("staff_sites", {"staff_id": staff_sites[0], "site_id": staff_sites[1]}),
+            Table(
+                "staff_leave",
+                {
+                    "id": np.arange(1, len(on_leave) + 1),
+                    "staff_id": on_leave + 1,
+                    "first_day": starts,
+                    "last_day": [day + timedelta(days=4) for day in starts],
+                },
+            ),
+        ]
 
     # --- rosters and slots ----------------------------------------------------------------
     def rosters(self) -> list[Table]:

@@ -22,6 +22,8 @@ DATA_TABLES = (
     "patients",
     "slots",
     "roster_shifts",
+    "staff_leave",
+    "staff_sites",
     "staff_skills",
     "staff",
     "site_services",
@@ -32,7 +34,9 @@ DATA_TABLES = (
 )
 
 
-_WITHOUT_ID = frozenset({"regions", "skills", "site_services", "staff_skills", "idempotency_keys"})
+_WITHOUT_ID = frozenset(
+    {"regions", "skills", "site_services", "staff_skills", "staff_sites", "idempotency_keys"}
+)
 
 
 def _python_values(column: Column) -> list[Any]:
