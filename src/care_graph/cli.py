@@ -32,7 +32,8 @@ from care_graph.progress import Progress
 from care_graph.seed.generate import generate
 from care_graph.seed.load import database_is_empty, ensure_loadable, load
 from care_graph.seed.scales import SCALES, Scale
-from care_graph.simulation.world import Assumptions, Policy
+from care_graph.simulation.recommend import MAX_BUDGET, MAX_CANDIDATES
+from care_graph.simulation.world import MAX_REPLICATIONS, Assumptions, Policy
 
 T = TypeVar("T")
 
@@ -606,7 +607,9 @@ ASSUMED = Assumptions()
     type=click.Choice([policy.value for policy in Policy]),
     help="Booking policy (repeatable); all three by default.",
 )
-@click.option("--replications", default=3, show_default=True, type=click.IntRange(1, 200))
+@click.option(
+    "--replications", default=3, show_default=True, type=click.IntRange(1, MAX_REPLICATIONS)
+)
 @click.option("--seed", default=1, show_default=True, type=int, help="First replication's seed.")
 @click.option(
     "--scenario",
@@ -695,6 +698,175 @@ def simulate(
     else:
         click.echo(render(world, assumptions, result))
     progress.note(f"done in {progress.elapsed:.1f} s")
+
+
+@cli.command()
+@click.option("--region", required=True, help="Region code, e.g. NORTH_WEST.")
+@click.option(
+    "--sessions",
+    "budget",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1, MAX_BUDGET),
+    help="Weekly clinics to add, at most.",
+)
+@click.option("--weeks", default=18, show_default=True, type=click.IntRange(2, 53))
+@click.option(
+    "--candidates",
+    "max_candidates",
+    default=400,
+    show_default=True,
+    type=click.IntRange(1, MAX_CANDIDATES),
+    help="Candidates the matcher values exactly.",
+)
+@click.option(
+    "--lead-days",
+    default=14,
+    show_default=True,
+    type=click.IntRange(1, 365),
+    help="Added clinics start this many days ahead at the soonest.",
+)
+@click.option(
+    "--replications",
+    default=3,
+    show_default=True,
+    type=click.IntRange(0, MAX_REPLICATIONS),
+    help="Simulated replications confirming the choice (0: none).",
+)
+@click.option("--seed", default=1, show_default=True, type=int, help="First replication's seed.")
+@click.option(
+    "--compare-simple",
+    is_flag=True,
+    help="Also simulate as many sessions placed by the simple rule (longest lists first).",
+)
+@click.option(
+    "--roster-file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the draft roster here (JSON that `care-graph roster publish` applies).",
+)
+@click.option(
+    "--scenario-file",
+    type=click.Path(dir_okay=False, writable=True),
+    help="Write the sessions as a what-if scenario (JSON for `care-graph simulate`).",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the recommendation as JSON.")
+def recommend(
+    region: str,
+    budget: int,
+    weeks: int,
+    max_candidates: int,
+    lead_days: int,
+    replications: int,
+    seed: int,
+    compare_simple: bool,
+    roster_file: str | None,
+    scenario_file: str | None,
+    as_json: bool,
+) -> None:
+    """Recommend the extra weekly clinics, from the staff who could run them within the
+    rostering rules, that avoid the most breaches over the horizon; confirm them with the
+    simulator. Nothing is written to the database."""
+    from care_graph.simulation import recommend as recommending
+    from care_graph.simulation.snapshot import snapshot
+    from care_graph.simulation.summary import render, render_recommendation
+
+    if lead_days >= weeks * 7:
+        raise click.UsageError("--lead-days falls within the horizon")
+    assumptions = Assumptions(horizon_days=weeks * 7)
+    settings = Settings.from_environment()
+    progress = Progress("recommend")
+    with database_url(settings) as url:
+        world = _run(_with_connection(url, lambda connection: snapshot(connection, region)))
+    progress.step("snapshot (staff)", len(world.staff))
+    chosen = recommending.recommend(
+        world,
+        assumptions,
+        budget,
+        max_candidates=max_candidates,
+        lead_days=lead_days,
+        seed=seed,
+        model=settings.cost_model,
+        report=lambda done, total: progress.bar("valuing and choosing", done, total),
+    )
+    simple = (
+        recommending.simple_rule(
+            world,
+            recommending.candidates(world, assumptions, lead_days=lead_days),
+            len(chosen.picks),
+        )
+        if compare_simple and chosen.picks
+        else None
+    )
+    verdict = (
+        recommending.confirm(
+            world,
+            assumptions,
+            chosen,
+            compare=simple,
+            replications=replications,
+            seed=seed,
+            model=settings.cost_model,
+            report=lambda label: lambda done, total: progress.bar(label, done, total),
+        )
+        if replications and chosen.picks
+        else None
+    )
+    for path, document in (
+        (roster_file, {"roster": chosen.roster()}),
+        (scenario_file, chosen.scenario().to_json()),
+    ):
+        if path is not None:
+            Path(path).write_bytes(orjson.dumps(document, option=orjson.OPT_INDENT_2))
+            progress.note(f"wrote {path}")
+    if as_json:
+        answer = {"recommendation": chosen.to_json()}
+        if verdict is not None:
+            answer["simulation"] = verdict.to_json()
+        click.echo(orjson.dumps(answer, option=orjson.OPT_INDENT_2).decode())
+    else:
+        click.echo(render_recommendation(chosen))
+        if verdict is not None:
+            click.echo("")
+            click.echo(render(world, assumptions, verdict))
+    progress.note(f"done in {progress.elapsed:.1f} s")
+
+
+@cli.group()
+def roster() -> None:
+    """Rosters: apply a draft roster as it is."""
+
+
+@roster.command("publish")
+@click.argument("roster_file", type=click.Path(exists=True, dir_okay=False))
+def roster_publish(roster_file: str) -> None:
+    """Publish every clinic of a draft roster (JSON: {"roster": [publishRoster inputs]}, as
+    `care-graph recommend --roster-file` writes), all or none, each within the rostering
+    rules; the new slots are offered to the waiting list at once."""
+    from care_graph.domain import offers
+    from care_graph.domain.booking import Actor
+    from care_graph.domain.capacity import RosterEntry, publish_rosters
+
+    try:
+        document = orjson.loads(Path(roster_file).read_bytes())
+        if not isinstance(document, dict) or not isinstance(document.get("roster"), list):
+            raise ValueError('a roster file is an object with a "roster" list')
+        entries = [RosterEntry.from_json(entry) for entry in document["roster"]]
+    except (ValueError, orjson.JSONDecodeError) as error:
+        raise click.UsageError(str(error)) from error
+    settings = Settings.from_environment()
+    actor = Actor("care-graph roster", Role.SCHEDULER)
+
+    async def publish(connection: Any) -> tuple[list[int], dict[int, int]]:
+        slots = await publish_rosters(connection, actor, entries)
+        held = await offers.offer_slots(connection, slots, actor, model=settings.cost_model)
+        return slots, held
+
+    with database_url(settings) as url:
+        slots, held = _run(_with_connection(url, publish))
+    click.echo(
+        f"published {len(entries)} roster entries: {len(slots):,} slots,"
+        f" {len(held):,} held at once for waiting referrals"
+    )
 
 
 def main() -> None:

@@ -48,6 +48,21 @@ class Sessions:
     starts: time = time(9, 0)
     ends: time = time(13, 0)
 
+    def to_json(self) -> dict[str, Any]:
+        """The pattern as a scenario file holds it."""
+        pattern: dict[str, Any] = {
+            "service": self.service,
+            "site": self.site,
+            "weekdays": list(self.weekdays),
+            "starts": self.starts.isoformat("minutes"),
+            "ends": self.ends.isoformat("minutes"),
+            "from": self.first_day.isoformat(),
+            "to": self.last_day.isoformat(),
+        }
+        if self.staff is not None:
+            pattern["staff"] = self.staff
+        return pattern
+
     def days(self, today: date) -> list[int]:
         """The days (counted from ``today``) the sessions fall on, tomorrow onwards."""
         span = (self.last_day - self.first_day).days
@@ -95,6 +110,16 @@ class Scenario:
         }
         return cls(name, add, remove, travel, arrival)
 
+    def to_json(self) -> dict[str, Any]:
+        """The scenario as ``from_json`` reads it."""
+        return {
+            "name": self.name,
+            "add": [sessions.to_json() for sessions in self.add],
+            "remove": [sessions.to_json() for sessions in self.remove],
+            "travel_factor": self.travel_factor,
+            "arrival_factors": dict(self.arrival_factors),
+        }
+
     def world(self, world: World) -> World:
         """The world with this scenario's travel and arrivals."""
         unknown = sorted(set(self.arrival_factors) - set(world.services) - {"*"})
@@ -139,22 +164,39 @@ def _within(world: World, sessions: Sessions, slots: Arrays) -> np.ndarray[Any, 
 
 def _cut(world: World, sessions: Sessions) -> Arrays:
     """The slots of added sessions: each session cut into slots of its service's length."""
-    service_id, length = _service(world, sessions.service)
-    if sessions.site not in set(world.sites["id"].tolist()):
-        raise ValueError(f"unknown site {sessions.site}")
     if sessions.staff is None:
         raise ValueError("added sessions name their staff")
-    starts = np.arange(_minutes(sessions.starts), _minutes(sessions.ends) - length + 1, length)
-    days = np.array(sessions.days(world.today), dtype=np.int64)
-    days = days[days <= MAX_HORIZON_DAYS]
-    day_of = np.repeat(days, len(starts))
-    minute_of = np.tile(starts, len(days))
+    return session_slots(
+        world,
+        sessions.service,
+        sessions.site,
+        sessions.staff,
+        sessions.days(world.today),
+        sessions.starts,
+        sessions.ends,
+    )
+
+
+def session_slots(
+    world: World, service: str, site: int, staff: int, days: list[int], starts: time, ends: time
+) -> Arrays:
+    """The slots of one staff member's clinics at ``site`` on ``days`` (counted from today),
+    each clinic cut into slots of the service's length, as the world's slot arrays hold them
+    (id -1: not yet in any roster)."""
+    service_id, length = _service(world, service)
+    if site not in set(world.sites["id"].tolist()):
+        raise ValueError(f"unknown site {site}")
+    minutes = np.arange(_minutes(starts), _minutes(ends) - length + 1, length)
+    day_array = np.array(days, dtype=np.int64)
+    day_array = day_array[day_array <= MAX_HORIZON_DAYS]
+    day_of = np.repeat(day_array, len(minutes))
+    minute_of = np.tile(minutes, len(day_array))
     n = len(day_of)
     return {
         "id": np.full(n, -1, dtype=np.int64),
         "service": np.full(n, service_id, dtype=np.int32),
-        "site": np.full(n, sessions.site, dtype=np.int32),
-        "staff": np.full(n, sessions.staff, dtype=np.int32),
+        "site": np.full(n, site, dtype=np.int32),
+        "staff": np.full(n, staff, dtype=np.int32),
         "minutes_from_now": day_of * MINUTES_A_DAY + minute_of - world.now_minute,
         "days_until": day_of.astype(np.int32),
         "open": np.ones(n, dtype=np.int32),

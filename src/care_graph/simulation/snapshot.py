@@ -3,12 +3,14 @@ repeatable-read transaction (one consistent moment), and never written back."""
 
 from __future__ import annotations
 
-from care_graph.db import matching_store, simulation_store
+from datetime import timedelta
+
+from care_graph.db import matching_store, roster_store, simulation_store
 from care_graph.db.pool import Connection
 from care_graph.domain.waiting_times import WaitingStandards
 from care_graph.errors import CareGraphError, ErrorCode
 from care_graph.matching.cost import TIER_ORDER
-from care_graph.simulation.world import Assumptions, World
+from care_graph.simulation.world import MAX_HORIZON_DAYS, Assumptions, World
 
 
 async def snapshot(
@@ -43,6 +45,14 @@ async def snapshot(
         arrived = await simulation_store.recent_arrivals(
             connection, region, services, priorities, assumptions.lookback_days
         )
+        staff = await roster_store.region_staff_terms(connection, region, today)
+        shifts = await roster_store.shifts_between(
+            connection,
+            [terms.staff for terms in staff],
+            today,
+            today + timedelta(days=MAX_HORIZON_DAYS),
+        )
+        offered = await roster_store.site_services(connection, region)
     rates = {
         (int(service), int(tier)): int(count) / assumptions.lookback_days
         for service, tier, count in zip(
@@ -63,4 +73,7 @@ async def snapshot(
         arrivals=rates,
         services={code: (service_id, minutes) for code, service_id, minutes in catalogue},
         standards=standards or WaitingStandards.from_environment(),
+        staff=tuple(staff),
+        shifts=shifts,
+        site_services=frozenset(offered),
     )

@@ -1,8 +1,12 @@
 """A study on one screen: each scenario and policy's breaches, waits, use of capacity and
-travel over the replications, then what each scenario and care_graph's policy change."""
+travel over the replications, then what each scenario and care_graph's policy change; and a
+capacity recommendation's sessions in the order chosen."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+from care_graph.simulation.recommend import Recommendation
 from care_graph.simulation.study import Interval, Study
 from care_graph.simulation.world import Assumptions, Policy, World
 
@@ -66,4 +70,34 @@ def render(world: World, assumptions: Assumptions, result: Study) -> str:
                 f" | {_shown(change['p92_weeks_waiting'], 1)}"
                 f" | {_shown(change['mean_travel_km'], 1)} |"
             )
+    return "\n".join(lines)
+
+
+WEEKDAY_NAMES = ("", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def render_recommendation(recommendation: Recommendation) -> str:
+    """The chosen sessions as a Markdown table, in the order chosen, with the breaches the
+    matching model avoids by each (on top of those before it) and in all."""
+    r = recommendation
+    lines = [
+        f"{r.region}: {len(r.picks)} of up to {r.budget} weekly sessions chosen from"
+        f" {r.considered:,} valued of {r.feasible:,} the rostering rules allow;"
+        f" the model sees {r.baseline_breaches:,} breaches on today's capacity",
+        "",
+        "| # | staff | site | service | clinic | weeks | first - last | slots"
+        " | breaches avoided | in all |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    total = 0
+    for number, pick in enumerate(r.picks, 1):
+        c = pick.candidate
+        total += pick.avoided
+        first = r.today + timedelta(days=c.days[0])
+        last = r.today + timedelta(days=c.days[-1])
+        lines.append(
+            f"| {number} | {c.staff} | {c.site} | {c.service}"
+            f" | {WEEKDAY_NAMES[c.weekday]} {c.starts:%H:%M}-{c.ends:%H:%M} | {len(c.days)}"
+            f" | {first:%d %b} - {last:%d %b} | {pick.slots} | {pick.avoided:,} | {total:,} |"
+        )
     return "\n".join(lines)

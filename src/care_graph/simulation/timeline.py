@@ -66,7 +66,7 @@ def capacity(world: World, horizon_days: int) -> Arrays:
     period = published // 7 * 7
     if period >= 7:
         pattern = take(slots, (days >= 1) & (days <= period))
-        for shift in range(period, horizon_days, period):
+        for shift in repeats(published, horizon_days):
             copy = dict(pattern)
             copy["id"] = np.full(len(pattern["id"]), -1, dtype=pattern["id"].dtype)
             copy["days_until"] = pattern["days_until"] + shift
@@ -78,6 +78,14 @@ def capacity(world: World, horizon_days: int) -> Arrays:
     for part in parts[1:]:
         result = join(result, part)
     return result
+
+
+def repeats(published_days: int, horizon_days: int) -> range:
+    """By how many days the published weeks (the whole weeks rostered from tomorrow) are
+    shifted, copy after copy, to fill the horizon past the last published day: how capacity,
+    and the shifts that make it, are projected."""
+    period = published_days // 7 * 7
+    return range(period, horizon_days, period) if period >= 7 else range(0)
 
 
 def draw(

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from care_graph.domain.rostering import Shift, StaffTerms
 from care_graph.domain.waiting_times import WaitingStandards
 from care_graph.matching.cost import TIER_ORDER
 
@@ -65,7 +66,9 @@ class World:
       minutes_from_now, minute_of_day, open: 0 where already booked);
     - ``sites``, ``staff_masks``: positions and skills, as matching reads them;
     - ``arrivals``: referrals a day by (service, tier);
-    - ``services``: id, slot_minutes and code of each service (for added sessions).
+    - ``services``: id, slot_minutes and code of each service (for added sessions);
+    - ``staff``, ``shifts``, ``site_services``: what rostering rules check an added session
+      against (care_graph.domain.rostering).
     """
 
     region: str
@@ -78,6 +81,9 @@ class World:
     arrivals: dict[tuple[int, int], float]
     services: dict[str, tuple[int, int]]  # code -> (id, slot minutes)
     standards: WaitingStandards = field(default_factory=WaitingStandards)
+    staff: tuple[StaffTerms, ...] = ()  # who may work at the region's sites, and on what terms
+    shifts: dict[int, list[Shift]] = field(default_factory=dict)  # by staff, from today on
+    site_services: frozenset[tuple[int, int]] = frozenset()  # (site, service id), the region's
 
     def breach_days(self) -> npt.NDArray[np.int64]:
         """Days from clock start to breach, by tier."""
