@@ -26,7 +26,8 @@ GOALS_S = {Policy.CARE_GRAPH: 15.0, Policy.FIRST_COME_FIRST_SERVED: 5.0}
 COLD_DAYS = 21  # cold re-solves are timed on the first three weeks: each costs a full solve
 
 
-async def _world(url: str) -> World:
+async def region_world(url: str) -> World:
+    """The North West's world, snapshot from the database at ``url``."""
     connection = await connect(url)
     try:
         return await snapshot(connection, REGION)
@@ -42,7 +43,7 @@ def test_eighteen_weeks_of_the_north_west(
     assumptions = Assumptions(horizon_days=(2 if smoke else 18) * 7)
     replications = 1 if smoke else 5
     started = time.perf_counter()
-    world = asyncio.run(_world(url))
+    world = asyncio.run(region_world(url))
     read_s = time.perf_counter() - started
     slots = capacity(world, assumptions.horizon_days)
 

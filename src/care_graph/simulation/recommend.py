@@ -583,25 +583,7 @@ def simple_rule(
     offering the service), one clinic per site in turn down that ranking, and the clinics of
     a site spread over the weekdays and sessions (each runs every week, so they are spread
     evenly over the weeks)."""
-    waiting = world.waiting
-    site_row = {int(site): k for k, site in enumerate(world.sites["id"].tolist())}
-    lists: dict[tuple[int, str], int] = {}
-    for service in sorted({c.service for c in found}):
-        service_id = world.services[service][0]
-        offering = sorted(site for site, sid in world.site_services if sid == service_id)
-        rows = np.flatnonzero(waiting["service"] == service_id)
-        if not offering or not len(rows):
-            continue
-        k = np.array([site_row[site] for site in offering])
-        km = haversine_km(
-            np.repeat(waiting["latitude"][rows], len(k)),
-            np.repeat(waiting["longitude"][rows], len(k)),
-            np.tile(world.sites["latitude"][k], len(rows)),
-            np.tile(world.sites["longitude"][k], len(rows)),
-        ).reshape(len(rows), len(k))
-        nearest = np.bincount(km.argmin(axis=1), minlength=len(k))
-        for site, count in zip(offering, nearest.tolist(), strict=True):
-            lists[(site, service)] = count
+    lists = waiting_nearest(world, {c.service for c in found})
     by_site: dict[tuple[int, str], list[Candidate]] = {}
     for candidate in found:
         by_site.setdefault((candidate.site, candidate.service), []).append(candidate)
@@ -626,6 +608,31 @@ def simple_rule(
                     chosen.append(candidate)
         round_ += 1
     return chosen
+
+
+def waiting_nearest(world: World, services: set[str] | None = None) -> dict[tuple[int, str], int]:
+    """The waiting list of each (site, service code), each referral counted at the nearest
+    site offering its service (of ``services``, or all)."""
+    waiting = world.waiting
+    site_row = {int(site): k for k, site in enumerate(world.sites["id"].tolist())}
+    lists: dict[tuple[int, str], int] = {}
+    for service in sorted(world.services if services is None else services):
+        service_id = world.services[service][0]
+        offering = sorted(site for site, sid in world.site_services if sid == service_id)
+        rows = np.flatnonzero(waiting["service"] == service_id)
+        if not offering or not len(rows):
+            continue
+        k = np.array([site_row[site] for site in offering])
+        km = haversine_km(
+            np.repeat(waiting["latitude"][rows], len(k)),
+            np.repeat(waiting["longitude"][rows], len(k)),
+            np.tile(world.sites["latitude"][k], len(rows)),
+            np.tile(world.sites["longitude"][k], len(rows)),
+        ).reshape(len(rows), len(k))
+        nearest = np.bincount(km.argmin(axis=1), minlength=len(k))
+        for site, count in zip(offering, nearest.tolist(), strict=True):
+            lists[(site, service)] = count
+    return lists
 
 
 def _spread(clinics: list[Candidate]) -> list[Candidate]:
