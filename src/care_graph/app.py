@@ -27,6 +27,7 @@ from care_graph.api.transport import HeaderLimit
 from care_graph.api.websocket import GraphQLWebSocket
 from care_graph.auth import TokenSettings
 from care_graph.config import RateStore, Settings
+from care_graph.dashboard.routes import dashboard_routes
 from care_graph.db.live import LiveEvents
 from care_graph.db.migrate import current_version, latest_version
 from care_graph.db.pool import (
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
         # bounded labels only, never patient data (docs/observability.md)
         Route("/metrics", metrics.metrics),
         *fhir_routes(),  # FHIR R4 at /fhir/R4 (docs/fhir.md)
+        *dashboard_routes(),  # the page for clinic staff (docs/dashboard.md)
     ]
     if config.development:
         routes.append(Route("/graphiql/assets/{name}", graphiql.asset))
@@ -214,4 +216,5 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     app.state.graphql = service
     app.state.rate_limiter = rate_limiter
     app.state.documents = documents
+    app.state.dashboard_runs = asyncio.Semaphore(1)  # one scenario at a time per worker
     return app

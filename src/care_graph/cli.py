@@ -224,25 +224,36 @@ def schema() -> None:
     type=click.IntRange(60, 86_400 * 30),
     help="Seconds until it expires.",
 )
-def token(role: str, subject: str, patient: str | None, sites: tuple[str, ...], ttl: int) -> None:
-    """Mint a development bearer token (needs the development shared secret); the token goes
-    to stdout, what it grants to stderr."""
+@click.option(
+    "--dashboard",
+    metavar="URL",
+    help="Print a sign-in link to the dashboard of the server at URL instead of the token.",
+)
+def token(
+    role: str,
+    subject: str,
+    patient: str | None,
+    sites: tuple[str, ...],
+    ttl: int,
+    dashboard: str | None,
+) -> None:
+    """Mint a development bearer token (needs the development shared secret); the token (or
+    with --dashboard a sign-in link) goes to stdout, what it grants to stderr."""
     settings = Settings.from_environment()
     if Role(role) is Role.PATIENT and patient is None:
         raise click.UsageError("a patient token needs --patient")
     patient_id = None if patient is None else _patient_key(settings, patient)
     site_ids = tuple(_key_of("Site", "--site", site) for site in sites) or None
     tokens = TokenSettings.from_environment(development=settings.development)
-    click.echo(
-        mint_token(
-            tokens,
-            role=Role(role),
-            subject=subject,
-            patient_id=patient_id,
-            site_ids=site_ids,
-            ttl_seconds=ttl,
-        )
+    minted = mint_token(
+        tokens,
+        role=Role(role),
+        subject=subject,
+        patient_id=patient_id,
+        site_ids=site_ids,
+        ttl_seconds=ttl,
     )
+    click.echo(minted if dashboard is None else f"{dashboard.rstrip('/')}/dashboard?token={minted}")
     expires = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=ttl)
     grants = f"role {role}, subject {subject}"
     if patient_id is not None:
