@@ -9,10 +9,13 @@ from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import orjson
 import pytest
 
+from care_graph.api.ids import key_of_type
+from care_graph.auth import Role
 from care_graph.db.pool import connect
 from care_graph.domain.rostering import Shift, StaffTerms
 from care_graph.matcher import Matcher
@@ -21,7 +24,7 @@ from care_graph.simulation import recommend as recommending
 from care_graph.simulation.snapshot import snapshot
 from care_graph.simulation.timeline import draw
 from care_graph.simulation.world import Policy, World
-from care_graph.testing import DatabaseFactory
+from care_graph.testing import DatabaseFactory, bearer, live_server
 from tests.test_cli import care_graph
 from tests.test_simulation import SERVICE, TODAY, quiet, referrals
 
@@ -297,3 +300,92 @@ def test_recommend_writes_a_draft_roster_that_publishes_as_it_is(
     refused = care_graph("roster", "publish", str(bad), database_url=own_seeded_url)
     assert refused.returncode == 2
     assert "a roster entry is an object" in refused.stderr
+
+
+RECOMMEND = """mutation($r: String!, $b: Int!, $w: Int!) {
+  recommendCapacity(region: $r, budget: $b, weeks: $w) {
+    feasible considered baselineBreaches breachesAvoided
+    clinics { staffId siteId service weekday starts ends days slots breachesAvoided }
+    roster { staffId siteId service weekdays starts ends firstDay lastDay } } }"""
+APPLY = """mutation($i: ApplyCapacityPlanInput!) { applyCapacityPlan(input: $i) { slotCount } }"""
+
+
+@pytest.fixture
+def demand_url(databases: DatabaseFactory) -> str:
+    """The tiny demo anchored today with MORE_DEMAND, in a database of the test's own."""
+    return databases.create(seeded=True, anchor=date.today(), sql=MORE_DEMAND)
+
+
+async def test_graphql_recommends_what_the_command_does_and_applies_its_roster_whole(
+    demand_url: str,
+) -> None:
+    url = demand_url
+    done = care_graph(
+        "recommend", "--region", "NORTH_WEST", "--sessions", "3", "--weeks", "8",
+        "--replications", "0", "--json", database_url=url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    by_command = orjson.loads(done.stdout)["recommendation"]
+
+    async with (
+        live_server(url) as address,
+        httpx.AsyncClient(base_url=f"http://{address}", timeout=120) as client,
+    ):
+
+        async def ask(query: str, role: Role, **variables: Any) -> dict[str, Any]:
+            answer = await client.post(
+                "/graphql",
+                json={"query": query, "variables": variables},
+                headers=bearer(role, "planner", 1 if role is Role.PATIENT else None),
+            )
+            body: dict[str, Any] = answer.json()
+            return body
+
+        shown = await ask(RECOMMEND, Role.SCHEDULER, r="NORTH_WEST", b=3, w=8)
+        assert "errors" not in shown, shown
+        recommendation = shown["data"]["recommendCapacity"]
+        assert recommendation["breachesAvoided"] == by_command["avoided"] > 0
+        assert [
+            (
+                key_of_type(c["staffId"], "Staff"),
+                key_of_type(c["siteId"], "Site"),
+                c["service"],
+                c["weekday"],
+                c["days"],
+                c["breachesAvoided"],
+            )
+            for c in recommendation["clinics"]
+        ] == [
+            (p["staff"], p["site"], p["service"], p["weekday"], p["days"], p["avoided"])
+            for p in by_command["picks"]
+        ]
+        for variables, code in (
+            ({"b": 0, "w": 8}, "INVALID_ARGUMENT"),
+            ({"b": 3, "w": 1}, "INVALID_ARGUMENT"),
+        ):
+            refused = await ask(RECOMMEND, Role.SCHEDULER, r="NORTH_WEST", **variables)
+            assert refused["errors"][0]["extensions"]["code"] == code
+        patient = await ask(RECOMMEND, Role.PATIENT, r="NORTH_WEST", b=3, w=8)
+        assert patient["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+        unknown = await ask(RECOMMEND, Role.SCHEDULER, r="ATLANTIS", b=3, w=8)
+        assert unknown["errors"][0]["extensions"]["code"] == "INVALID_ARGUMENT"
+
+        roster = {"roster": recommendation["roster"]}
+        applied = await ask(APPLY, Role.SCHEDULER, i=roster)
+        assert "errors" not in applied, applied
+        slots = sum(c["slots"] for c in recommendation["clinics"])
+        assert applied["data"]["applyCapacityPlan"] == {"slotCount": slots}
+        again = await ask(APPLY, Role.SCHEDULER, i=roster)
+        assert again["errors"][0]["extensions"]["code"] == "ROSTER_OVERLAP"
+        assert again["errors"][0]["message"].startswith("entry 1: ")
+        referrer = await ask(APPLY, Role.REFERRER, i=roster)
+        assert referrer["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+    connection = await connect(url)
+    try:
+        added = await connection.fetchval(
+            "SELECT count(*) FROM audit_events WHERE operation = 'PUBLISH_ROSTER'"
+        )
+    finally:
+        await connection.close()
+    assert added == len(recommendation["roster"])  # applied once: the retry wrote nothing

@@ -216,5 +216,4 @@ def create_app(settings: Settings | None = None, *, row_filters: bool = True) ->
     app.state.graphql = service
     app.state.rate_limiter = rate_limiter
     app.state.documents = documents
-    app.state.dashboard_runs = asyncio.Semaphore(1)  # one scenario at a time per worker
     return app

@@ -11,6 +11,7 @@ from typing import Any
 import strawberry
 from strawberry.extensions import FieldExtension
 
+from care_graph.api.capacity import CapacityRecommendation, recommend_capacity
 from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import key_of_type
 from care_graph.api.matching import MatchingMode, MatchingPlan, MatchingScope, run_matching
@@ -245,6 +246,11 @@ class PublishRosterInput:
     ends: time
     first_day: date
     last_day: date
+
+
+@strawberry.input(description="A draft roster to publish whole (recommendCapacity's roster).")
+class ApplyCapacityPlanInput:
+    roster: list[PublishRosterInput]
 
 
 @strawberry.input(description="Take slots out of use; bookings in them are cancelled.")
@@ -509,6 +515,42 @@ class Mutation:
         await offers.offer_slots(
             info.context.loaders.connection, slots, _actor(info), model=info.context.cost_model
         )
+        return PublishRosterPayload(slot_count=len(slots))
+
+    @mutation(
+        "The extra weekly clinics, from staff who could run them within the rostering rules,"
+        " that avoid the most breaches over the weeks (clinic staff only; budget 1 to 100,"
+        " weeks 2 to 53). Writes nothing: its roster is applied by applyCapacityPlan."
+    )
+    async def recommend_capacity(
+        self, info: strawberry.Info, region: str, budget: int = 20, weeks: int = 18
+    ) -> CapacityRecommendation:
+        return await recommend_capacity(info, region, budget, weeks)
+
+    @mutation(
+        "Publish a draft roster whole or not at all (a recommendation's, as it is): each"
+        " entry within the rostering rules and the entries before it; its slots are offered"
+        " to the waiting list at once."
+    )
+    async def apply_capacity_plan(
+        self, info: strawberry.Info, input: ApplyCapacityPlanInput
+    ) -> PublishRosterPayload:
+        entries = [
+            capacity.RosterEntry(
+                staff_id=_key(entry.staff_id, "Staff"),
+                site_id=_key(entry.site_id, "Site"),
+                service=entry.service,
+                weekdays=tuple(entry.weekdays),
+                starts=entry.starts,
+                ends=entry.ends,
+                first_day=entry.first_day,
+                last_day=entry.last_day,
+            )
+            for entry in input.roster
+        ]
+        connection = info.context.loaders.connection
+        slots = await capacity.publish_rosters(connection, _actor(info), entries)
+        await offers.offer_slots(connection, slots, _actor(info), model=info.context.cost_model)
         return PublishRosterPayload(slot_count=len(slots))
 
     @mutation("Block slots; their bookings are cancelled and notified.")

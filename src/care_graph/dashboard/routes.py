@@ -7,20 +7,17 @@ without it, so the token leaves the address bar and the history. The cookie is n
 a request from another site, which is what keeps the scenario form from being posted there.
 
 Figures come from where the API's come from: the capacity outlook's query
-(db/capacity_store.py, what ``capacityOutlook`` compiles) and the simulator. One scenario runs
-at a time per worker, in a thread, so the event loop keeps serving; another is refused with
-SERVICE_UNAVAILABLE until it ends.
+(db/capacity_store.py, what ``capacityOutlook`` compiles) and the simulator, run as heavy work
+(care_graph/heavy.py: one at a time per worker, in a thread).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 from urllib.parse import parse_qs, urlencode
 
 import orjson
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -32,6 +29,7 @@ from care_graph.dashboard import picture
 from care_graph.dashboard.page import EXAMPLE_SCENARIO, Problem, page
 from care_graph.db import capacity_store
 from care_graph.errors import CareGraphError, ErrorCode
+from care_graph.heavy import run_heavy
 from care_graph.simulation.scenarios import Scenario
 from care_graph.simulation.snapshot import snapshot
 from care_graph.simulation.study import study
@@ -192,29 +190,24 @@ async def simulate(request: Request) -> Response:
             page(region=region, regions=regions, scenario_text=text, problem=refused.problem),
             400,
         )
-    gate: asyncio.Semaphore = request.app.state.dashboard_runs
-    if gate.locked():
-        busy = _Refused(
-            str(ErrorCode.SERVICE_UNAVAILABLE), "a simulation is running; try again shortly"
+    rows, world = await _picture(request, region)
+    try:
+        result = await run_heavy(
+            study,
+            world,
+            Assumptions(),
+            policies=(Policy.CARE_GRAPH,),
+            scenarios=(Scenario(), scenario),
+            replications=1,
         )
-        return _refusal(busy, regions, region)
-    async with gate:
-        rows, world = await _picture(request, region)
-        try:
-            result = await run_in_threadpool(
-                study,
-                world,
-                Assumptions(),
-                policies=(Policy.CARE_GRAPH,),
-                scenarios=(Scenario(), scenario),
-                replications=1,
-            )
-        except (ValueError, CareGraphError) as error:
-            refused = _Refused(str(ErrorCode.INVALID_ARGUMENT), f"the scenario: {error}")
-            return _answer(
-                page(region=region, regions=regions, scenario_text=text, problem=refused.problem),
-                400,
-            )
+    except CareGraphError as error:
+        return _refusal(_Refused(str(error.code), error.message), regions, region)
+    except ValueError as error:
+        refused = _Refused(str(ErrorCode.INVALID_ARGUMENT), f"the scenario: {error}")
+        return _answer(
+            page(region=region, regions=regions, scenario_text=text, problem=refused.problem),
+            400,
+        )
     courses = [
         picture.course(name, result.outcomes[(name, Policy.CARE_GRAPH)][0])
         for name in ("baseline", scenario.name)

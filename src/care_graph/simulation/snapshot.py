@@ -3,6 +3,7 @@ repeatable-read transaction (one consistent moment), and never written back."""
 
 from __future__ import annotations
 
+import contextlib
 from datetime import timedelta
 
 from care_graph.db import matching_store, roster_store, simulation_store
@@ -22,10 +23,14 @@ async def snapshot(
 ) -> World:
     """The world of ``region`` (its patients' referrals, its sites' slots), for ``services``
     or all of them; arrival rates from the referrals received in the last
-    ``assumptions.lookback_days`` days."""
+    ``assumptions.lookback_days`` days. Read in a repeatable-read transaction, or inside the
+    caller's when one is open (a GraphQL mutation's)."""
     assumptions = assumptions or Assumptions()
     priorities = [str(priority) for priority in TIER_ORDER]
-    async with connection.transaction(isolation="repeatable_read", readonly=True):
+    # one consistent moment: a repeatable-read transaction of its own, or the caller's
+    own = not connection.is_in_transaction()
+    scope = connection.transaction(isolation="repeatable_read", readonly=True) if own else None
+    async with scope or contextlib.nullcontext():
         known = await connection.fetchval("SELECT count(*) FROM regions WHERE code = $1", region)
         if not known:
             raise CareGraphError(ErrorCode.INVALID_ARGUMENT, f"unknown region {region!r}")
