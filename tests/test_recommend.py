@@ -14,16 +14,18 @@ import numpy as np
 import orjson
 import pytest
 
-from care_graph.api.ids import key_of_type
+from care_graph.api.ids import encode_global_id, key_of_type
 from care_graph.auth import Role
 from care_graph.db.pool import connect
 from care_graph.domain.rostering import Shift, StaffTerms
 from care_graph.matcher import Matcher
 from care_graph.matching.cost import CostModel
 from care_graph.simulation import recommend as recommending
+from care_graph.simulation.scenarios import Scenario
 from care_graph.simulation.snapshot import snapshot
+from care_graph.simulation.study import study
 from care_graph.simulation.timeline import draw
-from care_graph.simulation.world import Policy, World
+from care_graph.simulation.world import Assumptions, Policy, World
 from care_graph.testing import DatabaseFactory, bearer, live_server
 from tests.test_cli import care_graph
 from tests.test_simulation import SERVICE, TODAY, quiet, referrals
@@ -389,3 +391,75 @@ async def test_graphql_recommends_what_the_command_does_and_applies_its_roster_w
     finally:
         await connection.close()
     assert added == len(recommendation["roster"])  # applied once: the retry wrote nothing
+
+
+SIMULATE = """mutation($r: String!, $s: ScenarioInput, $w: Int!, $n: Int!) {
+  simulateCapacity(region: $r, scenario: $s, weeks: $w, replications: $n) {
+    name breaches { mean low high } seen { mean } p92WeeksWaiting { mean }
+    breachesAgainstBaseline { mean low high } } }"""
+
+
+async def test_graphql_simulates_a_scenario_as_the_simulator_does(demand_url: str) -> None:
+    connection = await connect(demand_url)
+    try:
+        world = await snapshot(connection, "NORTH_WEST")
+        site = int(world.sites["id"][0])
+    finally:
+        await connection.close()
+    name = "more referrals, wider travel"
+    scenario = {
+        "name": name,
+        "travelFactor": 1.5,
+        "arrivalFactors": [{"service": "*", "factor": 1.2}],
+    }
+    async with (
+        live_server(demand_url) as address,
+        httpx.AsyncClient(base_url=f"http://{address}", timeout=120) as client,
+    ):
+
+        async def ask(role: Role, **variables: Any) -> dict[str, Any]:
+            answer = await client.post(
+                "/graphql",
+                json={"query": SIMULATE, "variables": variables},
+                headers=bearer(role, "planner", 1 if role is Role.PATIENT else None),
+            )
+            body: dict[str, Any] = answer.json()
+            return body
+
+        shown = await ask(Role.SCHEDULER, r="NORTH_WEST", s=scenario, w=6, n=2)
+        assert "errors" not in shown, shown
+        baseline, changed = shown["data"]["simulateCapacity"]
+        week = {"firstDay": "2027-01-04", "lastDay": "2027-01-08", "service": "CARDIOLOGY"}
+        bad_site = {"name": "x", "add": [{**week, "siteId": "nope", "staffId": None}]}
+        no_staff = {"name": "x", "add": [{**week, "siteId": encode_global_id("Site", site)}]}
+        for variables, code in (
+            ({"s": None, "w": 0, "n": 1}, "INVALID_ARGUMENT"),
+            ({"s": None, "w": 6, "n": 11}, "INVALID_ARGUMENT"),
+            ({"s": {"name": "baseline"}, "w": 6, "n": 1}, "INVALID_ARGUMENT"),
+            ({"s": {"name": "x", "travelFactor": 0}, "w": 6, "n": 1}, "INVALID_ARGUMENT"),
+            ({"s": bad_site, "w": 6, "n": 1}, "INVALID_ARGUMENT"),
+            ({"s": no_staff, "w": 6, "n": 1}, "INVALID_ARGUMENT"),
+        ):
+            refused = await ask(Role.SCHEDULER, r="NORTH_WEST", **variables)
+            assert refused["errors"][0]["extensions"]["code"] == code, variables
+        patient = await ask(Role.PATIENT, r="NORTH_WEST", s=None, w=6, n=1)
+        assert patient["errors"][0]["extensions"]["code"] == "FORBIDDEN"
+
+    direct = study(
+        world,
+        Assumptions(horizon_days=42),
+        policies=(Policy.CARE_GRAPH,),
+        scenarios=(
+            Scenario(),
+            Scenario.from_json({"name": name, "travel_factor": 1.5, "arrival_factors": {"*": 1.2}}),
+        ),
+        replications=2,
+    )
+    assert baseline["name"] == "baseline"
+    assert baseline["breachesAgainstBaseline"] is None
+    expected = direct.summary("baseline", Policy.CARE_GRAPH)["breaches"]
+    assert baseline["breaches"] == {"mean": expected.mean, "low": expected.low,
+                                    "high": expected.high}  # fmt: skip
+    change = direct.difference(name, Policy.CARE_GRAPH, "baseline")["breaches"]
+    assert changed["breachesAgainstBaseline"] == {"mean": change.mean, "low": change.low,
+                                                  "high": change.high}  # fmt: skip

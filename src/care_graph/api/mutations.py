@@ -11,7 +11,13 @@ from typing import Any
 import strawberry
 from strawberry.extensions import FieldExtension
 
-from care_graph.api.capacity import CapacityRecommendation, recommend_capacity
+from care_graph.api.capacity import (
+    CapacityRecommendation,
+    ScenarioInput,
+    SimulatedScenario,
+    recommend_capacity,
+    simulate_capacity,
+)
 from care_graph.api.enums import Priority, ReferrerKind
 from care_graph.api.ids import key_of_type
 from care_graph.api.matching import MatchingMode, MatchingPlan, MatchingScope, run_matching
@@ -526,6 +532,21 @@ class Mutation:
         self, info: strawberry.Info, region: str, budget: int = 20, weeks: int = 18
     ) -> CapacityRecommendation:
         return await recommend_capacity(info, region, budget, weeks)
+
+    @mutation(
+        "Simulate the region's waiting list over the weeks under care_graph's booking: the"
+        " baseline and, when given, a what-if scenario, on the same seeds with 95% intervals"
+        " (clinic staff only; weeks 1 to 53, replications 1 to 10). Writes nothing."
+    )
+    async def simulate_capacity(
+        self,
+        info: strawberry.Info,
+        region: str,
+        scenario: ScenarioInput | None = None,
+        weeks: int = 18,
+        replications: int = 1,
+    ) -> list[SimulatedScenario]:
+        return await simulate_capacity(info, region, scenario, weeks, replications)
 
     @mutation(
         "Publish a draft roster whole or not at all (a recommendation's, as it is): each"
