@@ -28,7 +28,7 @@ from care_graph.simulation.timeline import draw
 from care_graph.simulation.world import Assumptions, Policy, World
 from care_graph.testing import DatabaseFactory, bearer, live_server
 from tests.test_cli import care_graph
-from tests.test_simulation import SERVICE, TODAY, quiet, referrals
+from tests.test_simulation import SERVICE, TODAY, daily_slots, quiet, referrals
 
 HORIZON = quiet(horizon_days=56)
 CONTRACT = 12 * 60  # staff 1 may work 12 hours a week
@@ -38,23 +38,6 @@ LEAVE = (21, 25)  # staff 1's leave, days from today
 
 def ordinal(day: int) -> int:
     return (TODAY + timedelta(days=day)).toordinal()
-
-
-def monday_clinics() -> dict[str, np.ndarray[Any, Any]]:
-    """Staff 1's published capacity: 12 slots of 20 minutes each Monday morning at site 1."""
-    day = np.repeat(np.array(PUBLISHED_MONDAYS), 12)
-    minute = np.tile(540 + 20 * np.arange(12), len(PUBLISHED_MONDAYS))
-    n = len(day)
-    return {
-        "id": np.arange(1, n + 1, dtype=np.int64),
-        "service": np.full(n, SERVICE, dtype=np.int32),
-        "site": np.ones(n, dtype=np.int32),
-        "staff": np.ones(n, dtype=np.int32),
-        "minutes_from_now": day * 1440 + minute,
-        "days_until": day.astype(np.int32),
-        "open": np.ones(n, dtype=np.int32),
-        "minute_of_day": minute.astype(np.int32),
-    }
 
 
 def region() -> World:
@@ -67,7 +50,7 @@ def region() -> World:
         today=TODAY,
         now_minute=0,
         waiting=referrals(*({"days_to_breach": 40, "max_km": 10.0} for _ in range(80))),
-        slots=monday_clinics(),
+        slots=daily_slots(PUBLISHED_MONDAYS, 12),  # staff 1's Monday mornings at site 1
         sites={
             "id": np.array([1, 2], dtype=np.int32),
             "latitude": np.array([53.48, 53.40]),

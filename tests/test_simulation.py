@@ -4,6 +4,7 @@ reproducibility and common random numbers, scenarios, and the snapshot of a real
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any
@@ -51,19 +52,21 @@ def referrals(*rows: dict[str, Any]) -> dict[str, np.ndarray[Any, Any]]:
     }
 
 
-def daily_slots(days: int, per_day: int = 1) -> dict[str, np.ndarray[Any, Any]]:
-    """``per_day`` slots on each of days 1..``days`` at site 1, staff 1."""
-    day = np.repeat(np.arange(1, days + 1), per_day)
+def daily_slots(days: int | Sequence[int], per_day: int = 1) -> dict[str, np.ndarray[Any, Any]]:
+    """``per_day`` slots of 20 minutes from 09:00 on each of days 1..``days`` (or on the days
+    listed) at site 1, staff 1."""
+    listed = np.arange(1, days + 1) if isinstance(days, int) else np.array(days)
+    day = np.repeat(listed, per_day)
     n = len(day)
     return {
         "id": np.arange(1, n + 1, dtype=np.int64),
         "service": np.full(n, SERVICE, dtype=np.int32),
         "site": np.ones(n, dtype=np.int32),
         "staff": np.ones(n, dtype=np.int32),
-        "minutes_from_now": day * 1440 + np.tile(np.arange(per_day) * 20, days),
+        "minutes_from_now": day * 1440 + np.tile(np.arange(per_day) * 20, len(listed)),
         "days_until": day.astype(np.int32),
         "open": np.ones(n, dtype=np.int32),
-        "minute_of_day": (540 + np.tile(np.arange(per_day) * 20, days)).astype(np.int32),
+        "minute_of_day": (540 + np.tile(np.arange(per_day) * 20, len(listed))).astype(np.int32),
     }
 
 

@@ -789,6 +789,7 @@ def recommend(
     with database_url(settings) as url:
         world = _run(_with_connection(url, lambda connection: snapshot(connection, region)))
     progress.step("snapshot (staff)", len(world.staff))
+    found = recommending.candidates(world, assumptions, lead_days=lead_days)
     chosen = recommending.recommend(
         world,
         assumptions,
@@ -797,14 +798,11 @@ def recommend(
         lead_days=lead_days,
         seed=seed,
         model=settings.cost_model,
+        found=found,
         report=lambda done, total: progress.bar("valuing and choosing", done, total),
     )
     simple = (
-        recommending.simple_rule(
-            world,
-            recommending.candidates(world, assumptions, lead_days=lead_days),
-            len(chosen.picks),
-        )
+        recommending.simple_rule(world, found, len(chosen.picks))
         if compare_simple and chosen.picks
         else None
     )

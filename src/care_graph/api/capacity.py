@@ -110,16 +110,17 @@ async def recommend_capacity(
         ],
         roster=[
             RosterDraft(
-                staff_id=strawberry.ID(encode_global_id("Staff", entry["staff"])),
-                site_id=strawberry.ID(encode_global_id("Site", entry["site"])),
-                service=entry["service"],
-                weekdays=entry["weekdays"],
-                starts=time.fromisoformat(entry["starts"]),
-                ends=time.fromisoformat(entry["ends"]),
-                first_day=date.fromisoformat(entry["firstDay"]),
-                last_day=date.fromisoformat(entry["lastDay"]),
+                staff_id=strawberry.ID(encode_global_id("Staff", pick.candidate.staff)),
+                site_id=strawberry.ID(encode_global_id("Site", pick.candidate.site)),
+                service=pick.candidate.service,
+                weekdays=[pick.candidate.weekday],
+                starts=pick.candidate.starts,
+                ends=pick.candidate.ends,
+                first_day=chosen.today + timedelta(days=first),
+                last_day=chosen.today + timedelta(days=last),
             )
-            for entry in chosen.roster()
+            for pick in chosen.picks
+            for first, last in pick.candidate.runs()
         ],
     )
 

@@ -80,6 +80,17 @@ class Candidate:
         """Its shift on ``day``."""
         return Shift.on(today + timedelta(days=day), self.starts, self.ends)
 
+    def within(self, roster: StaffRoster, today: date) -> Candidate:
+        """The same clinic on those of its dates that ``roster`` (its staff member's) allows."""
+        return self.with_days(
+            tuple(
+                day
+                for day in self.days
+                if roster.breaks(self.shift(today, day), site=self.site, service=self.service)
+                is None
+            )
+        )
+
     def with_days(self, days: tuple[int, ...]) -> Candidate:
         """The same clinic on other dates."""
         return Candidate(
@@ -259,18 +270,14 @@ def candidates(
                     lead_days + (weekday - (world.today + timedelta(lead_days)).isoweekday()) % 7
                 )
                 for starts, ends in CLINIC_SESSIONS:
-                    draft = Candidate(terms.staff, site, service, weekday, starts, ends, ())
-                    days = tuple(
-                        day
-                        for day in range(first, horizon, 7)
-                        if roster.breaks(draft.shift(world.today, day), site=site, service=service)
-                        is None
-                    )
-                    if not days:
+                    every_week = tuple(range(first, horizon, 7))
+                    found = Candidate(
+                        terms.staff, site, service, weekday, starts, ends, every_week
+                    ).within(roster, world.today)
+                    if not found.days:
                         continue
-                    found = draft.with_days(days)
                     held = best.get(found.place)
-                    if held is None or len(days) > len(held.days):
+                    if held is None or len(found.days) > len(held.days):
                         best[found.place] = found
     return sorted(best.values(), key=lambda c: (c.site, c.service, c.weekday, c.starts))
 
@@ -301,19 +308,7 @@ class _Rosters:
     def allowed(self, candidate: Candidate) -> Candidate:
         """The candidate on the dates its staff member's roster still allows."""
         roster = self.rosters.get(candidate.staff)
-        if roster is None:
-            return candidate
-        today = self.world.today
-        return candidate.with_days(
-            tuple(
-                day
-                for day in candidate.days
-                if roster.breaks(
-                    candidate.shift(today, day), site=candidate.site, service=candidate.service
-                )
-                is None
-            )
-        )
+        return candidate if roster is None else candidate.within(roster, self.world.today)
 
     def give(self, candidate: Candidate) -> None:
         """Add the candidate's clinics to its staff member's roster."""
@@ -378,6 +373,7 @@ class _Instance:
 
     timeline: Timeline
     matcher: Matcher
+    breach_days: IntArray  # of each referral, read once: unseen() runs twice per valuation
     graph: tuple[IntArray, npt.NDArray[np.int32], IntArray]  # indptr, slot, weight
     withheld: IntArray  # slots off offer at the start: taken ones, and every candidate's
     slot_days: IntArray
@@ -387,9 +383,9 @@ class _Instance:
 
     def unseen(self) -> int:
         """Referrals the current optimum leaves unseen by their breach date."""
-        breach = self.timeline.referrals["days_to_breach"].astype(np.int64)
         columns = self.matcher.solver.match_col
-        return int(np.count_nonzero(_unseen(breach, self.horizon, self.slot_days, columns)))
+        unseen = _unseen(self.breach_days, self.horizon, self.slot_days, columns)
+        return int(np.count_nonzero(unseen))
 
     def slots_of(self, index: int, days: tuple[int, ...]) -> IntArray:
         """Candidate ``index``'s slots on ``days``."""
@@ -468,6 +464,7 @@ def _instance(
     return _Instance(
         timeline,
         matcher,
+        referrals["days_to_breach"].astype(np.int64),
         graph,
         withheld,
         np.concatenate(days),
@@ -487,10 +484,13 @@ def recommend(
     seed: int = 1,
     model: CostModel | None = None,
     rules: RosterRules | None = None,
+    found: list[Candidate] | None = None,
     report: Report | None = None,
 ) -> Recommendation:
     """Up to ``budget`` weekly clinics, chosen one by one for the breaches each avoids on top
-    of those chosen before; fewer when no further candidate avoids any."""
+    of those chosen before; fewer when no further candidate avoids any. ``found``: the
+    candidates, when the caller has made them already (``candidates`` with the same
+    assumptions, lead days and rules)."""
     if not 1 <= budget <= MAX_BUDGET:
         raise ValueError(f"the budget is 1 to {MAX_BUDGET} sessions")
     if not 1 <= max_candidates <= MAX_CANDIDATES:
@@ -499,7 +499,8 @@ def recommend(
     horizon = assumptions.horizon_days
     seconds: dict[str, float] = {}
     started = clock.perf_counter()
-    found = candidates(world, assumptions, lead_days=lead_days, rules=rules)
+    if found is None:
+        found = candidates(world, assumptions, lead_days=lead_days, rules=rules)
     timeline = draw(world, assumptions, seed, model)
     baseline = Matcher(
         timeline.indptr,
