@@ -1082,6 +1082,24 @@ def test_an_id_past_bigint_names_nothing_on_either_path(app: App) -> None:
     assert body["errors"][0]["message"].startswith("invalid cursor"), body
 
 
+def test_a_field_error_that_nulls_the_answer_leaves_its_siblings_reads_whole(app: App) -> None:
+    """On the resolver path, a non-null root field's error (a bad cursor) nulls the whole
+    answer, and graphql-core cancels the sibling fields still running: a read cancelled
+    mid-statement left the connection busy, so the request's commit failed with "another
+    operation is in progress" and the caller got 503 instead of the field's own error."""
+    ids_ = orjson.dumps([global_id("Referral", 14), global_id("Patient", 1)]).decode()
+    query = (
+        "{ "
+        + RESOLVER_PATH
+        + 'auditEvents(after: "", before: "ì") { totalCount } me { familyName }'
+        f" nodes(ids: {ids_}) {{ id }} }}"
+    )
+    for _ in range(20):
+        body = app.post({"query": query}, bearer(Role.PATIENT, "patient-1", 1)).json()
+        assert body["data"] is None, body
+        assert [error["extensions"]["code"] for error in body["errors"]] == ["BAD_USER_INPUT"]
+
+
 def test_one_failed_read_fails_the_reads_after_it_with_its_own_error(app: App) -> None:
     """On the resolver path, a read refused for its argument (a latitude whose sine
     underflows) aborts the request's transaction; the reads after it failed with "current

@@ -71,12 +71,29 @@ class Loaders:
         self.request = RequestValues({}, viewer)
         self._loaders: dict[Any, DataLoader[Any, Any]] = {}
         self._lock = asyncio.Lock()  # loaders of one request share one connection
+        self._reads: set[asyncio.Future[list[Any]]] = set()
 
     async def _fetch(self, sql: str, *values: Any) -> list[Any]:
         """Rows for the client, under the database's row security for this viewer as well as
         our own filters (the request's transaction is open; domain services see every row).
 
-        Each read is a savepoint of the request's transaction: a read PostgreSQL refuses (an
+        A read once sent runs to its end even when the field that asked for it is cancelled
+        (graphql-core cancels the siblings of a field whose error reaches their parent): a
+        statement cut off mid-flight leaves the shared connection busy, and the reads after it
+        and the request's commit would fail. ``settle`` waits for such reads."""
+        read = asyncio.ensure_future(self._read(sql, *values))
+        self._reads.add(read)
+        read.add_done_callback(self._reads.discard)
+        return await asyncio.shield(read)
+
+    async def settle(self) -> None:
+        """Wait for the reads still running for fields that were cancelled, so the request's
+        transaction ends on an idle connection; their rows and errors go nowhere."""
+        while self._reads:
+            await asyncio.gather(*self._reads, return_exceptions=True)
+
+    async def _read(self, sql: str, *values: Any) -> list[Any]:
+        """One read as a savepoint of the request's transaction: a read PostgreSQL refuses (an
         argument it cannot take, a statement timeout) undoes only itself, so the reads after
         it still work and the audit events of the reads before it still commit."""
         viewer = self.viewer

@@ -372,12 +372,15 @@ class GraphQLService:
         context = RequestContext(loaders, viewer, self.cost_model)
         # one transaction: the audit events of what is read commit with the request, or not at all
         async with connection.transaction():
-            result = await self.schema.execute(
-                admitted.query,
-                variable_values=admitted.variables,
-                context_value=context,
-                operation_name=admitted.operation_name,
-            )
+            try:
+                result = await self.schema.execute(
+                    admitted.query,
+                    variable_values=admitted.variables,
+                    context_value=context,
+                    operation_name=admitted.operation_name,
+                )
+            finally:
+                await loaders.settle()
         for error in result.errors or ():
             if isinstance(error.original_error, CONNECTION_FAULTS):
                 raise error.original_error
