@@ -316,18 +316,120 @@ cdef int _insert_row(
     return CG_OK
 
 
+# Augmenting row reduction (Jonker and Volgenant's initial phase) before the shortest paths.
+# A free row takes its cheapest column at reduced cost u1 and lowers that column's price until
+# the column costs it u2, its second cheapest: every row keeps an optimal column at its price
+# and every edge a non-negative reduced cost, so the state is one the shortest-path insertion
+# accepts at any point, and the optimum is unchanged. A column's holder is displaced and bids
+# next. It is what makes scarce capacity cheap: most contests are settled by a price in a few
+# edge scans, not by a Dijkstra over the whole contested component. Price wars (many rows
+# nudging prices by small steps) are cut off by a budget linear in the input; the rows still
+# free then go to the shortest paths.
+cdef int ARR_PASSES = 2
+cdef int ARR_STEPS_PER_ROW = 4
+
+
+cdef int _reduce_rows(
+    int* free_rows, int n_free, int n_slots,
+    const i64* indptr, const int* slot, const i64* cost_of_edge, const char* dead,
+    i64* u, i64* v, int* match_row, int* match_col, i64* match_edge, int* spare,
+) noexcept nogil:
+    """Run the passes over free_rows (n_free distinct unmatched rows; spare has room for as
+    many); returns how many rows are still free, left at the front of free_rows."""
+    cdef i64 steps = <i64> n_free * ARR_STEPS_PER_ROW
+    cdef int passes, k, i, i0, c, j1, j2, n_next, dummy
+    cdef i64 e, e1, e2, u1, u2, nd
+    cdef int* queue = free_rows
+    cdef int* later = spare
+    cdef int* swap
+    for passes in range(ARR_PASSES):
+        k = 0
+        n_next = 0
+        while k < n_free:
+            if steps == 0:
+                while k < n_free:  # out of budget: whoever is left stays free
+                    later[n_next] = queue[k]
+                    n_next += 1
+                    k += 1
+                break
+            steps -= 1
+            i = queue[k]
+            k += 1
+            dummy = n_slots + i
+            u1 = 0 - v[dummy]
+            j1 = dummy
+            e1 = -1
+            u2 = CG_INF
+            j2 = -1
+            e2 = -1
+            for e in range(indptr[i], indptr[i + 1]):
+                c = slot[e]
+                if dead[c]:
+                    continue
+                nd = cost_of_edge[e] - v[c]
+                if nd < u1:
+                    if c != j1:
+                        u2, j2, e2 = u1, j1, e1
+                    u1, j1, e1 = nd, c, e
+                elif nd < u2 and c != j1:
+                    u2, j2, e2 = nd, c, e
+            i0 = match_row[j1]
+            if j2 < 0:  # nothing but its own "unmatched" column: no price to set
+                u2 = u1
+            elif u1 < u2:
+                v[j1] -= u2 - u1
+            elif i0 >= 0:  # a tie: take the equally cheap second column, not a fight
+                j1, e1 = j2, e2
+                i0 = match_row[j1]
+            if i0 >= 0:
+                match_col[i0] = -1
+                match_edge[i0] = -1
+            match_row[j1] = i
+            match_col[i] = j1
+            match_edge[i] = e1
+            u[i] = u2
+            if i0 >= 0:
+                if u1 < u2:
+                    k -= 1  # the displaced row bids at once, in the slot just read
+                    queue[k] = i0
+                else:
+                    later[n_next] = i0
+                    n_next += 1
+        swap = queue
+        queue = later
+        later = swap
+        n_free = n_next
+        if n_free == 0:
+            break
+    if queue != free_rows:
+        for k in range(n_free):
+            free_rows[k] = queue[k]
+    return n_free
+
+
 cdef int _solve_rows(
     const int* rows, int n_rows_here, int n_slots,
     const i64* indptr, const int* slot, const i64* cost_of_edge, const char* dead,
     i64* u, i64* v, int* match_row, int* match_col, i64* match_edge, Scratch* s,
 ) noexcept nogil:
-    cdef int k, status
+    """Insert the rows (distinct, unmatched): reduction passes first, then a shortest
+    augmenting path for each row they leave free."""
+    cdef int k, status, n_free
+    cdef int* work = <int*> malloc(2 * (<size_t> n_rows_here) * sizeof(int) + sizeof(int))
+    if work == NULL:
+        return CG_NO_MEMORY
     for k in range(n_rows_here):
-        status = _insert_row(rows[k], n_slots, indptr, slot, cost_of_edge, dead, u, v,
+        work[k] = rows[k]
+    n_free = _reduce_rows(work, n_rows_here, n_slots, indptr, slot, cost_of_edge, dead, u, v,
+                          match_row, match_col, match_edge, work + n_rows_here)
+    status = CG_OK
+    for k in range(n_free):
+        status = _insert_row(work[k], n_slots, indptr, slot, cost_of_edge, dead, u, v,
                              match_row, match_col, match_edge, s)
         if status != CG_OK:
-            return status
-    return CG_OK
+            break
+    free(work)
+    return status
 
 
 cdef Scratch* _new_scratch(int n_columns) noexcept nogil:
@@ -648,7 +750,8 @@ cdef class Solver:
 
     def remove_rows(self, rows):
         """Referrals that leave: each gives up its column, and the slots they held go to whoever
-        gains most (as offer_columns). Ids in [0, n_rows), each once, matched or not."""
+        gains most (as offer_columns, MemoryError included). Ids in [0, n_rows), each once,
+        matched or not."""
         self._insert_columns(self._release(as_ids("referral", rows, self.n_rows)))
 
     def withdraw_columns(self, columns):
@@ -665,7 +768,8 @@ cdef class Solver:
     def offer_columns(self, columns):
         """Slots back on offer (after withdraw_columns): each goes to whoever gains most, along
         a shortest path, or stays free at price 0. Slots on offer already are left as they are.
-        Slot ids in [0, n_slots), each once."""
+        Slot ids in [0, n_slots), each once. On MemoryError the slots not yet placed are left
+        off offer (see unavailable) and the matching is optimal without them."""
         slots = as_ids("slot", columns, self.n_slots)
         slots = slots[self._dead[slots] != 0]  # off offer, so nobody holds them
         self._dead[slots] = 0
@@ -704,7 +808,7 @@ cdef class Solver:
         """Offer free slots (checked int32 ids) one at a time, each along a shortest path (see
         _insert_column). Referrals not assigned to anything (inactive) take no part."""
         cdef int[::1] order = columns
-        cdef int n_slots = self.n_slots, n = order.shape[0], k, status = CG_OK
+        cdef int n_slots = self.n_slots, n = order.shape[0], k, status = CG_OK, placed = 0
         cdef const i64[::1] cptr, cedges, cost
         cdef const int[::1] crows
         cdef i64[::1] u, v, match_edge
@@ -731,8 +835,14 @@ cdef class Solver:
                                             &match_col[0], &match_edge[0], scratch)
                     if status != CG_OK:
                         break
+                    placed += 1
                 _free_scratch(scratch)
         if status != CG_OK:
+            # a slot that found no place (and those after it) goes off offer at price 0: the
+            # matching is then optimal without them, and offering them again finishes the work
+            rest = columns[placed:]
+            self._v[rest] = 0
+            self._dead[rest] = 1
             _raise_for(status, "offering slots")
 
 

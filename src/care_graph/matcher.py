@@ -66,6 +66,19 @@ def _check(
     return indptr, slots, weights, tier_array, n_slots
 
 
+def _row_extremes(indptr: IntArray, weights: IntArray) -> tuple[IntArray, IntArray]:
+    """Each referral's heaviest and lightest edge weight (0 and 0 without an edge)."""
+    n_rows = len(indptr) - 1
+    has_edges = np.diff(indptr) > 0
+    row_max = np.zeros(n_rows, dtype=np.int64)
+    row_min = np.zeros(n_rows, dtype=np.int64)
+    if has_edges.any():
+        starts = indptr[:-1][has_edges]
+        row_max[has_edges] = np.maximum.reduceat(weights, starts)
+        row_min[has_edges] = np.minimum.reduceat(weights, starts)
+    return row_max, row_min
+
+
 def _bonuses(
     indptr: IntArray,
     weights: IntArray,
@@ -75,14 +88,7 @@ def _bonuses(
     """Each referral's bonus: one more matched referral of a tier must outweigh every change
     below it, within its component. Raises ValueError when that cannot fit in int64."""
     n_rows = len(indptr) - 1
-    degree = np.diff(indptr)
-    has_edges = degree > 0
-    row_max = np.zeros(n_rows, dtype=np.int64)
-    row_min = np.zeros(n_rows, dtype=np.int64)
-    if has_edges.any():
-        starts = indptr[:-1][has_edges]
-        row_max[has_edges] = np.maximum.reduceat(weights, starts)
-        row_min[has_edges] = np.minimum.reduceat(weights, starts)
+    row_max, row_min = _row_extremes(indptr, weights)
     spread = np.maximum(row_max, 0) - np.minimum(row_min, 0)
     _, comp = np.unique(component, return_inverse=True)
     n_comp = int(comp.max()) + 1 if n_rows else 0
@@ -138,6 +144,7 @@ class Matcher:
         inactive = as_ids("referral", inactive_referrals, n_rows)
         unavailable = as_ids("slot", unavailable_slots, n_slots)
         self.component = connected_components(indptr, slots, n_rows, n_slots)
+        self._keenness = _row_extremes(indptr, weights)[0]
         bonus = _bonuses(indptr, weights, tier_array, self.component)
         self.solver = Solver(indptr, slots, weights, bonus, n_slots)
         self._degree = np.diff(indptr)
@@ -150,9 +157,8 @@ class Matcher:
         n_rows = self.solver.n_rows
         if n_rows == 0:
             return
-        # urgent tiers first (they rarely need to displace anyone), components kept together
-        order = np.lexsort((self.tiers, self.component)).astype(np.int32)
-        order = order[self.active[order]]
+        everyone = np.flatnonzero(self.active).astype(np.int32)
+        order = self._insertion_order(everyone, self.component[everyone])
         if threads <= 1:
             self.solver.insert_rows(order)
             return
@@ -178,10 +184,25 @@ class Matcher:
         a one-time cost, about a cold solve's, paid before the first change is timed."""
         self.solver.prepare_columns()
 
+    def _insertion_order(
+        self, rows: npt.NDArray[np.int32], group: npt.NDArray[np.int32] | None = None
+    ) -> npt.NDArray[np.int32]:
+        """Rows in the order the solver takes them best (any order gives the same optimum):
+        by group when given (a component, kept together), then urgent tiers first (they
+        rarely need to displace anyone), then the keenest first, so that one coming after
+        keener ones and losing to them proves so in a short search."""
+        keys: list[npt.NDArray[np.int64] | npt.NDArray[np.int32]] = [
+            -self._keenness[rows],
+            self.tiers[rows],
+        ]
+        if group is not None:
+            keys.append(group)
+        return rows[np.lexsort(keys)]
+
     def _reinsert(self, rows: npt.NDArray[np.int32]) -> None:
-        """Insert the active, unmatched ones of rows (checked ids), most urgent tier first."""
+        """Insert the active, unmatched ones of rows (checked ids)."""
         rows = rows[self.active[rows] & (self.solver.match_col[rows] < 0)]
-        self.solver.insert_rows(rows[np.argsort(self.tiers[rows], kind="stable")])
+        self.solver.insert_rows(self._insertion_order(rows))
 
     def remove_slots(self, slot_ids: npt.ArrayLike) -> None:
         """Slots taken off offer (booked elsewhere, blocked); their referrals are re-matched."""
