@@ -19,6 +19,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -137,19 +138,32 @@ def scipy_full(
     return np.where(chosen < n_slots, chosen, -1).astype(np.int32)
 
 
-def per_service(
-    solver: Callable[
-        [Instance, npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.int32]
-    ],
-    instance: Instance,
-    costs: npt.NDArray[np.int64],
-) -> npt.NDArray[np.int32]:
-    """Run a peer once per service: the decomposition advantage, given to it."""
-    assignment = np.full(instance.n_referrals, -1, dtype=np.int32)
+Peer = Callable[[Instance, npt.NDArray[np.int64], npt.NDArray[np.int64]], npt.NDArray[np.int32]]
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePart:
+    """One service's referrals as a peer's instance, with what maps its answer back."""
+
+    members: npt.NDArray[np.int64]
+    used_slots: npt.NDArray[np.int32]
+    instance: Instance
+    costs: npt.NDArray[np.int64]
+    rows: npt.NDArray[np.int64]
+
+
+def by_service(instance: Instance, costs: npt.NDArray[np.int64]) -> list[ServicePart]:
+    """The instance cut per service (the decomposition our solver finds by itself), done once
+    and outside every timing: a peer per service is timed on its solves alone."""
+    parts = []
     edge_rows = np.repeat(np.arange(instance.n_referrals), np.diff(instance.indptr))
-    for service in np.unique(instance.service).tolist():
+    order = np.argsort(instance.service[edge_rows], kind="stable")
+    edge_service = instance.service[edge_rows][order]
+    bounds = np.searchsorted(edge_service, np.unique(instance.service), side="left").tolist()
+    for index, service in enumerate(np.unique(instance.service).tolist()):
         members = np.flatnonzero(instance.service == service)
-        edges = np.isin(edge_rows, members)
+        stop = bounds[index + 1] if index + 1 < len(bounds) else len(order)
+        edges = np.sort(order[bounds[index] : stop])
         used_slots, local_slots = np.unique(instance.slots[edges], return_inverse=True)
         if len(used_slots) == 0:
             continue  # no candidate anywhere: everyone in this service stays unmatched
@@ -164,8 +178,16 @@ def per_service(
             len(used_slots),
             instance.service[members],
         )
-        local = solver(sub, costs[edges], local_row.astype(np.int64))
-        assignment[members] = np.where(local >= 0, used_slots[np.maximum(local, 0)], -1)
+        parts.append(ServicePart(members, used_slots, sub, costs[edges], local_row))
+    return parts
+
+
+def per_service(solver: Peer, n_referrals: int, parts: list[ServicePart]) -> npt.NDArray[np.int32]:
+    """Run a peer once per service on the parts cut beforehand."""
+    assignment = np.full(n_referrals, -1, dtype=np.int32)
+    for part in parts:
+        local = solver(part.instance, part.costs, part.rows)
+        assignment[part.members] = np.where(local >= 0, part.used_slots[np.maximum(local, 0)], -1)
     return assignment
 
 
@@ -192,9 +214,30 @@ def peak_memory_mib(n_referrals: int, n_slots: int) -> float:
 
 
 def timed(work: Callable[[], Any]) -> tuple[float, Any]:
+    """One run's wall time and result."""
     started = time.perf_counter()
     result = work()
     return time.perf_counter() - started, result
+
+
+def median_of(repeats: int, work: Callable[[], Any]) -> tuple[float, Any]:
+    """The median wall time of ``repeats`` runs and the last result: the one statistic every
+    solver here is given, ours and the peers alike."""
+    runs = [timed(work) for _ in range(repeats)]
+    return float(np.median([seconds for seconds, _ in runs])), runs[-1][1]
+
+
+def against_goal(seconds: float, goal: float) -> str:
+    """A figure beside its goal (lower is better), with the ratio and the verdict."""
+    verdict = "met" if seconds <= goal else "missed"
+    return f"goal <= {goal:g} s: {seconds / goal:.2f} of it, {verdict}"
+
+
+# the goals of issue 16 (cold solves; a 1% repair at loose 100k) and how often each is run
+GOALS = {"loose-100k": 0.5, "scarce-100k": 1.5}
+REPAIR_GOAL = 0.050
+REPEATS = 3
+REPAIR_SAMPLES = 5
 
 
 @pytest.mark.parametrize("name", list(SIZES))
@@ -217,25 +260,28 @@ def compare(name: str, shape: str, n_referrals: int, n_slots: int, smoke: bool) 
             instance.indptr, instance.slots, instance.weights, instance.n_slots, instance.tiers
         ).result()
 
-    ours_time, matching = min(
-        (timed(ours) for _ in range(1 if smoke else 3)), key=lambda pair: pair[0]
-    )
+    repeats = 1 if smoke else REPEATS
+    ours_time, matching = median_of(repeats, ours)
     optimum = lexicographic(instance, matching.assignment)
     line = [
         f"{name} ({n_referrals:,} x {n_slots:,}, {len(instance.slots):,} edges):"
-        f" care_graph {ours_time:.3f} s"
+        f" care_graph {ours_time:.3f} s (median of {repeats})"
     ]
+    if not smoke and name in GOALS:
+        line.append(against_goal(ours_time, GOALS[name]))
     large = n_referrals >= 100_000
+    parts = by_service(instance, costs)
     peers: list[tuple[str, Callable[[], npt.NDArray[np.int32]]]] = []
+    n = instance.n_referrals
     if find("ortools") and (not large or shape == "loose" or SLOW_PEERS):
         peers.append(("OR-Tools flow", lambda: ortools_flow(instance, costs, rows)))
-        peers.append(("OR-Tools flow/service", lambda: per_service(ortools_flow, instance, costs)))
+        peers.append(("OR-Tools flow/service", lambda: per_service(ortools_flow, n, parts)))
     if not large or SLOW_PEERS:
         peers.append(("scipy", lambda: scipy_full(instance, costs, rows)))
-        peers.append(("scipy/service", lambda: per_service(scipy_full, instance, costs)))
+        peers.append(("scipy/service", lambda: per_service(scipy_full, n, parts)))
     for peer, run in peers:
         try:
-            peer_time, assignment = timed(run)
+            peer_time, assignment = median_of(repeats, run)
         except CostRangeError as error:
             line.append(f"{peer}: not run ({error})")
             continue
@@ -258,13 +304,33 @@ def find(module: str) -> bool:
 @pytest.mark.parametrize("name", ["loose-100k", "scarce-100k"])
 def test_incremental_repair(name: str, smoke: bool, report: list[str]) -> None:
     """Re-matching after 1% of slots and referrals change (half leave, half arrive), and after
-    one cancellation, against a cold solve of the changed instance, in the same run."""
+    one cancellation, against a cold solve of the changed instance; each a median over
+    samples that change different referrals and slots, every sample checked equal to its
+    cold solve."""
     shape = name.split("-")[0]
     if smoke and name == "scarce-100k":
         pytest.skip("the smoke run covers one shape")
     n_referrals, n_slots = SMOKE_SIZES[f"{shape}-smoke"] if smoke else SIZES[name]
     instance = generate_instance(n_referrals, n_slots, seed=2)
-    rng = np.random.default_rng(5)
+    samples = [repair_sample(instance, seed) for seed in range(1 if smoke else REPAIR_SAMPLES)]
+    repair, cold, cancellation, index = (
+        float(np.median([sample[k] for sample in samples])) for k in range(4)
+    )
+    line = (
+        f"incremental {name} ({n_referrals:,} x {n_slots:,}): 1% of slots and referrals changed"
+        f" -> repair {1000 * repair:.1f} ms vs cold solve {1000 * cold:.0f} ms"
+        f" ({cold / repair:.0f}x); one cancellation re-offered in {1000 * cancellation:.2f} ms;"
+        f" medians of {len(samples)} samples, equal optima (one-time slot index {index:.2f} s)"
+    )
+    if not smoke and shape == "loose":
+        line += f"; {against_goal(repair, REPAIR_GOAL)}"
+    report.append(line)
+
+
+def repair_sample(instance: Instance, seed: int) -> tuple[float, float, float, float]:
+    """(repair, cold solve, one cancellation, slot index) seconds for one seeded change."""
+    n_referrals, n_slots = instance.n_referrals, instance.n_slots
+    rng = np.random.default_rng(5 + seed)
     changed_slots = rng.choice(n_slots, size=max(n_slots // 100, 2), replace=False)
     changed_rows = rng.choice(n_referrals, size=max(n_referrals // 100, 2), replace=False)
     leaving_slots, arriving_slots = np.array_split(changed_slots, 2)
@@ -296,14 +362,10 @@ def test_incremental_repair(name: str, smoke: bool, report: list[str]) -> None:
     assert lexicographic(instance, matcher.result().assignment) == lexicographic(
         instance, cold.result().assignment
     )
-    booked = int(matcher.result().assignment.max(initial=-1))
+    booked = np.flatnonzero(matcher.result().assignment >= 0)
     one_time = 0.0
-    if booked >= 0:
-        matcher.remove_slots([booked])
-        one_time, _ = timed(lambda: matcher.offer_slots([booked]))  # a cancellation frees it
-    report.append(
-        f"incremental {name} ({n_referrals:,} x {n_slots:,}): 1% of slots and referrals changed"
-        f" -> repair {1000 * repair_time:.1f} ms vs cold solve {1000 * cold_time:.0f} ms"
-        f" ({cold_time / repair_time:.0f}x); one cancellation re-offered in"
-        f" {1000 * one_time:.2f} ms; equal optima (one-time slot index {index_time:.2f} s)"
-    )
+    if len(booked):
+        slot = int(matcher.result().assignment[booked[rng.integers(len(booked))]])
+        matcher.remove_slots([slot])
+        one_time, _ = timed(lambda: matcher.offer_slots([slot]))  # a cancellation frees it
+    return repair_time, cold_time, one_time, index_time
