@@ -27,7 +27,7 @@ import numpy.typing as npt
 import pytest
 
 from care_graph._matcher import connected_components
-from care_graph.matcher import Matcher, _bonuses
+from care_graph.matcher import Matcher, _bonuses, _row_extremes
 from care_graph.matching.instances import Instance, generate_instance
 
 SIZES = {
@@ -45,7 +45,7 @@ def costs_of(instance: Instance) -> npt.NDArray[np.int64]:
     component = connected_components(
         instance.indptr, instance.slots, instance.n_referrals, instance.n_slots
     )
-    bonus = _bonuses(instance.indptr, instance.weights, instance.tiers, component)
+    bonus = _bonuses(_row_extremes(instance.indptr, instance.weights), instance.tiers, component)
     return -(instance.weights + np.repeat(bonus, np.diff(instance.indptr)))
 
 
@@ -159,11 +159,12 @@ def by_service(instance: Instance, costs: npt.NDArray[np.int64]) -> list[Service
     edge_rows = np.repeat(np.arange(instance.n_referrals), np.diff(instance.indptr))
     order = np.argsort(instance.service[edge_rows], kind="stable")
     edge_service = instance.service[edge_rows][order]
-    bounds = np.searchsorted(edge_service, np.unique(instance.service), side="left").tolist()
-    for index, service in enumerate(np.unique(instance.service).tolist()):
+    services = np.unique(instance.service)
+    starts = np.searchsorted(edge_service, services, side="left")
+    stops = np.searchsorted(edge_service, services, side="right")
+    for service, start, stop in zip(services.tolist(), starts, stops, strict=True):
         members = np.flatnonzero(instance.service == service)
-        stop = bounds[index + 1] if index + 1 < len(bounds) else len(order)
-        edges = np.sort(order[bounds[index] : stop])
+        edges = np.sort(order[start:stop])
         used_slots, local_slots = np.unique(instance.slots[edges], return_inverse=True)
         if len(used_slots) == 0:
             continue  # no candidate anywhere: everyone in this service stays unmatched

@@ -321,10 +321,12 @@ cdef int _insert_row(
 # the column costs it u2, its second cheapest: every row keeps an optimal column at its price
 # and every edge a non-negative reduced cost, so the state is one the shortest-path insertion
 # accepts at any point, and the optimum is unchanged. A column's holder is displaced and bids
-# next. It is what makes scarce capacity cheap: most contests are settled by a price in a few
-# edge scans, not by a Dijkstra over the whole contested component. Price wars (many rows
-# nudging prices by small steps) are cut off by a budget linear in the input; the rows still
-# free then go to the shortest paths.
+# next. Where capacity is plentiful most rows are settled so, by a price in a few edge scans
+# instead of a Dijkstra. Where it is scarce most are not: the price it sets makes the next
+# bidder's two best columns tie, and a tie displaces a holder without moving a price, so most
+# rows are still free after the passes (benchmarks/README.md). Price wars (many rows nudging
+# prices by small steps) are cut off by a budget linear in the input; the rows still free then
+# go to the shortest paths.
 cdef int ARR_PASSES = 2
 cdef int ARR_STEPS_PER_ROW = 4
 

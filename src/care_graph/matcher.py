@@ -80,15 +80,15 @@ def _row_extremes(indptr: IntArray, weights: IntArray) -> tuple[IntArray, IntArr
 
 
 def _bonuses(
-    indptr: IntArray,
-    weights: IntArray,
+    extremes: tuple[IntArray, IntArray],
     tiers: npt.NDArray[np.int32],
     component: npt.NDArray[np.int32],
 ) -> IntArray:
     """Each referral's bonus: one more matched referral of a tier must outweigh every change
-    below it, within its component. Raises ValueError when that cannot fit in int64."""
-    n_rows = len(indptr) - 1
-    row_max, row_min = _row_extremes(indptr, weights)
+    below it, within its component (``extremes``: each referral's heaviest and lightest
+    weight, from _row_extremes). Raises ValueError when that cannot fit in int64."""
+    row_max, row_min = extremes
+    n_rows = len(row_max)
     spread = np.maximum(row_max, 0) - np.minimum(row_min, 0)
     _, comp = np.unique(component, return_inverse=True)
     n_comp = int(comp.max()) + 1 if n_rows else 0
@@ -144,8 +144,9 @@ class Matcher:
         inactive = as_ids("referral", inactive_referrals, n_rows)
         unavailable = as_ids("slot", unavailable_slots, n_slots)
         self.component = connected_components(indptr, slots, n_rows, n_slots)
-        self._keenness = _row_extremes(indptr, weights)[0]
-        bonus = _bonuses(indptr, weights, tier_array, self.component)
+        extremes = _row_extremes(indptr, weights)
+        self._keenness = extremes[0]
+        bonus = _bonuses(extremes, tier_array, self.component)
         self.solver = Solver(indptr, slots, weights, bonus, n_slots)
         self._degree = np.diff(indptr)
         self.active = np.ones(n_rows, dtype=bool)
